@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# One `make` builds everything; `make check` runs every test; `make demo`
+# runs the main job.  The module itself is built by Kbuild (see ./Kbuild).
+#
+# KDIR: a host that can load modules builds for its running kernel; this
+# project's CI host cannot, so it builds for the Debian kernel the VM boots.
+
+HOST_KDIR := /lib/modules/$(shell uname -r)/build
+VM_KVER = $(shell tools/kver)
+KDIR ?= $(if $(wildcard $(HOST_KDIR)/Makefile),$(if $(EVRING_VM),,$(HOST_KDIR)),)
+ifeq ($(KDIR),)
+KDIR = /lib/modules/$(VM_KVER)/build
+endif
+
+B := build
+CC := gcc
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror \
+	  -Wno-unused-parameter -D_GNU_SOURCE -Iuapi -Ilib
+LDLIBS_LIB := -lmnl -lpthread
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(patsubst %.c,$(B)/%.o,$(LIB_SRCS))
+LIB := $(B)/lib/libevring.a
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOLS := $(patsubst tools/%.c,$(B)/bin/%,$(TOOL_SRCS))
+KTEST_SRCS := $(wildcard selftests/kmod/*_test.c)
+KTESTS := $(patsubst %.c,$(B)/%,$(KTEST_SRCS))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
+HARNESS := $(B)/ext/kselftest_harness.h
+
+.PHONY: all deps module userspace selftests check demo bench-kmod clean \
+	checkpatch
+all: module userspace selftests
+
+deps:
+	tools/deps
+
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
+
+userspace: $(LIB) $(TOOLS) $(BENCHES)
+
+$(B)/lib/%.o: lib/%.c lib/evring.h uapi/linux/evring.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(B)/bin/%: tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS_LIB)
+
+$(B)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS_LIB)
+
+$(HARNESS):
+	tools/deps
+
+selftests: $(KTESTS)
+
+$(B)/selftests/kmod/%: selftests/kmod/%.c selftests/kmod/*.h $(LIB) $(HARNESS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(B)/ext -o $@ $< $(LIB) $(LDLIBS_LIB)
+
+checkpatch: $(HARNESS)
+	perl $(B)/ext/checkpatch/checkpatch.pl --no-tree --strict --terse \
+		-f kmod/*.c kmod/*.h uapi/linux/evring.h
+
+# The whole suite: deps, build, then every suite; the last line is the
+# summary `N passed, N failed, M skipped`.
+check:
+	tools/deps
+	$(MAKE) EVRING_VM=1 all
+	tools/check-report --reset
+	tools/check-report build -- tools/check-build
+	tools/check-report kmod -- tools/vm-run -t 900 selftests/kmod/run
+	tools/check-report --summary
+
+demo:
+	tools/deps
+	$(MAKE) EVRING_VM=1 all
+	tools/vm-run -t 300 tools/demo-kmod
+
+bench-kmod:
+	tools/deps
+	$(MAKE) EVRING_VM=1 all
+	tools/vm-run -t 1800 bench/run-kmod
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	rm -rf $(B)
