@@ -14,6 +14,7 @@
 #include <linux/module.h>
 #include <linux/poll.h>
 #include <linux/random.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "evring.h"
@@ -25,6 +26,7 @@ struct evring_params evring_params = {
 	.fsync_timeout_ms = 30000,
 	.highwater_pct = 80,
 };
+
 struct evring_part *evring_parts;
 u64 evring_epoch;
 
@@ -39,8 +41,8 @@ MODULE_PARM_DESC(fsync_timeout_ms, "fsync gives ETIMEDOUT after this (default 30
 module_param_named(highwater_pct, evring_params.highwater_pct, uint, 0444);
 MODULE_PARM_DESC(highwater_pct, "fill level announced over netlink (1..100, default 80)");
 
-#define EVRING_RING_MIN		(16U << 10)
-#define EVRING_RING_MAX		(1U << 30)
+#define EVRING_RING_MIN		SZ_16K
+#define EVRING_RING_MAX		SZ_1G
 #define EVRING_TIMEOUT_MAX	3600000U
 
 /* Reject parameters that would make a ring unusable; name the culprit. */
@@ -141,11 +143,14 @@ static __poll_t evring_poll(struct file *file, poll_table *wait)
 	struct evring_part *p = READ_ONCE(ef->attached);
 
 	if (p) {
+		u64 prod;
+
 		poll_wait(file, &p->data_wq, wait);
 		/* Pairs with the smp_mb() in evring_wake_consumer(). */
 		smp_mb();
-		if (READ_ONCE(p->cons->read_pos) !=
-		    smp_load_acquire(&p->prod->prod_pos))
+		/* Pairs with smp_store_release() in evring_commit(). */
+		prod = smp_load_acquire(&p->prod->prod_pos);
+		if (READ_ONCE(p->cons->read_pos) != prod)
 			return EPOLLIN | EPOLLRDNORM;
 		return 0;
 	}

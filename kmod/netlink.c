@@ -33,9 +33,12 @@ static int evring_put_u64(struct sk_buff *skb, int type, u64 v)
 
 static int evring_fill_stats(struct sk_buff *skb, struct evring_part *p)
 {
-	u64 prod = smp_load_acquire(&p->prod->prod_pos);
-	u64 release = smp_load_acquire(&p->prod->release_pos);
+	u64 prod, release;
 
+	/* Pair with the release stores in evring_commit() and RELEASE. */
+	prod = smp_load_acquire(&p->prod->prod_pos);
+	/* Release after prod: never a negative fill. */
+	release = smp_load_acquire(&p->prod->release_pos);
 	if (nla_put_u32(skb, EVRING_A_PARTITION, p->index) ||
 	    evring_put_u64(skb, EVRING_A_EPOCH, evring_epoch) ||
 	    nla_put_u32(skb, EVRING_A_RING_SIZE, p->mask + 1) ||

@@ -88,10 +88,12 @@ void evring_part_release(struct evring_part *p)
 /* Bytes committed and not yet released. */
 u64 evring_fill(struct evring_part *p)
 {
-	/* Pairs with the smp_store_release()s in write.c and consumer.c. */
-	u64 release = smp_load_acquire(&p->prod->release_pos);
-	u64 prod = smp_load_acquire(&p->prod->prod_pos);
+	u64 release, prod;
 
+	/* Pairs with smp_store_release() in evring_ioc_release(). */
+	release = smp_load_acquire(&p->prod->release_pos);
+	/* Pairs with smp_store_release() in evring_commit(). */
+	prod = smp_load_acquire(&p->prod->prod_pos);
 	return prod - release;
 }
 
@@ -117,6 +119,11 @@ void evring_layout(struct evring_part *p, struct evring_layout *lay)
 	lay->max_record = evring_params.max_record;
 }
 
+/*
+ * checkpatch flags the version test below: it is deliberate, so that the
+ * module also builds for a newer running kernel where vm_flags became
+ * read-only (6.3) when the host can load modules itself.
+ */
 static void evring_vma_deny_write(struct vm_area_struct *vma)
 {
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)

@@ -234,6 +234,7 @@ long evring_ioc_write_batch(struct file *file, void __user *arg)
 		return -E2BIG;
 	uiov = u64_to_user_ptr(b.records);
 	p = evring_file_part(ef);
+	/* Pairs with smp_store_release() in evring_commit(). */
 	from = smp_load_acquire(&p->prod->prod_pos);
 
 	while (done < b.count && !ret) {

@@ -202,6 +202,7 @@ enum {
 	EVRING_CMD_DETACHED,	/* notification: a consumer went away */
 	__EVRING_CMD_MAX,
 };
+
 #define EVRING_CMD_MAX (__EVRING_CMD_MAX - 1)
 
 enum {
@@ -231,6 +232,7 @@ enum {
 	EVRING_A_FSYNC_TIMEOUT_MS,	/* u32 config, settable, 1..3600000 */
 	__EVRING_A_MAX,
 };
+
 #define EVRING_A_MAX (__EVRING_A_MAX - 1)
 
 #endif /* _UAPI_LINUX_EVRING_H */
