@@ -31,6 +31,18 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
 HARNESS := $(B)/ext/kselftest_harness.h
 
+# evringd and evringctl: every daemon/*.c but the two mains is a module of
+# libevringd.a, which the daemon unit tests link too.
+DAEMON_MAINS := daemon/evringd.c daemon/evringctl.c
+DAEMON_SRCS := $(filter-out $(DAEMON_MAINS),$(wildcard daemon/*.c))
+DAEMON_OBJS := $(patsubst %.c,$(B)/%.o,$(DAEMON_SRCS))
+DAEMON_LIB := $(B)/daemon/libevringd.a
+DAEMON_BINS := $(patsubst daemon/%.c,$(B)/bin/%,$(wildcard $(DAEMON_MAINS)))
+LDLIBS_DAEMON := -lsqlite3 -lzstd -lxxhash -ljansson -linih -lsystemd \
+		 $(LDLIBS_LIB)
+DTEST_SRCS := $(wildcard selftests/daemon/*_test.c)
+DTESTS := $(patsubst %.c,$(B)/%,$(DTEST_SRCS))
+
 .PHONY: all deps module userspace selftests check demo bench-kmod clean \
 	checkpatch
 all: module userspace selftests
@@ -41,7 +53,18 @@ deps:
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
 
-userspace: $(LIB) $(TOOLS) $(BENCHES)
+userspace: $(LIB) $(TOOLS) $(BENCHES) $(DAEMON_BINS)
+
+$(B)/daemon/%.o: daemon/%.c $(wildcard daemon/*.h) lib/evring.h uapi/linux/evring.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Idaemon -c -o $@ $<
+
+$(DAEMON_LIB): $(DAEMON_OBJS)
+	$(AR) rcs $@ $^
+
+$(B)/bin/evringd $(B)/bin/evringctl: $(B)/bin/%: daemon/%.c $(DAEMON_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Idaemon -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
 
 $(B)/lib/%.o: lib/%.c lib/evring.h uapi/linux/evring.h
 	@mkdir -p $(dir $@)
@@ -61,7 +84,11 @@ $(B)/bench/%: bench/%.c $(LIB)
 $(HARNESS):
 	tools/deps
 
-selftests: $(KTESTS)
+selftests: $(KTESTS) $(DTESTS)
+
+$(B)/selftests/daemon/%: selftests/daemon/%.c $(wildcard selftests/daemon/*.h) $(DAEMON_LIB) $(LIB) $(HARNESS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Idaemon -I$(B)/ext -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
 
 $(B)/selftests/kmod/%: selftests/kmod/%.c selftests/kmod/*.h $(LIB) $(HARNESS)
 	@mkdir -p $(dir $@)

@@ -8,8 +8,47 @@
 #ifndef EVRING_LIB_H
 #define EVRING_LIB_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <linux/evring.h>
+
+/* --- writer: evring_writer.c ----------------------------------------- */
+
+/*
+ * A writer uses /dev/evring when it can be opened and the ingest socket
+ * otherwise, so an application need not care where it runs.
+ */
+struct evring_writer;
+
+/* @dev, @sock: NULL for the defaults (EVRING_DEV_PATH, EVRING_SOCK_PATH). */
+int evring_writer_open(const char *dev, const char *sock,
+		       struct evring_writer **out);
+void evring_writer_close(struct evring_writer *w);
+
+/* 1 when writing to the device, 0 when to the socket. */
+int evring_writer_is_device(const struct evring_writer *w);
+
+/* One event; blocks under backpressure.  Returns 0. */
+int evring_writer_write(struct evring_writer *w, const void *buf, size_t len);
+
+/*
+ * Several events, in order, each atomic; returns how many were written,
+ * or -errno when the first could not be.
+ */
+int evring_writer_write_batch(struct evring_writer *w,
+			      const struct iovec *events, unsigned int n);
+
+/*
+ * Wait until every event written so far is durable: fsync(2) on the
+ * device; on the socket, until the daemon's acks cover them all.
+ * -ETIMEDOUT after @timeout_ms (socket; the device has its own timeout),
+ * -ECONNRESET when the daemon went away before acknowledging them.
+ */
+int evring_writer_sync(struct evring_writer *w, int timeout_ms);
+
+/* Events the daemon has acknowledged as durable (socket only). */
+uint64_t evring_writer_acked(const struct evring_writer *w);
 
 /* --- consumer: evring_consumer.c ------------------------------------- */
 
