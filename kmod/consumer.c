@@ -123,7 +123,7 @@ long evring_ioc_release(struct file *file, void __user *arg)
 	if (p->consumer != file)
 		goto unlock;
 	release = p->prod->release_pos;
-	/* Pairs with smp_store_release() in evring_commit(). */
+	/* Pairs with smp_store_release() in evring_run_publish(). */
 	prod = smp_load_acquire(&p->prod->prod_pos);
 	if (r.pos < release || r.pos > prod)
 		goto unlock;

@@ -148,7 +148,7 @@ static __poll_t evring_poll(struct file *file, poll_table *wait)
 		poll_wait(file, &p->data_wq, wait);
 		/* Pairs with the smp_mb() in evring_wake_consumer(). */
 		smp_mb();
-		/* Pairs with smp_store_release() in evring_commit(). */
+		/* Pairs with smp_store_release() in evring_run_publish(). */
 		prod = smp_load_acquire(&p->prod->prod_pos);
 		if (READ_ONCE(p->cons->read_pos) != prod)
 			return EPOLLIN | EPOLLRDNORM;

@@ -35,7 +35,7 @@ static int evring_fill_stats(struct sk_buff *skb, struct evring_part *p)
 {
 	u64 prod, release;
 
-	/* Pair with the release stores in evring_commit() and RELEASE. */
+	/* Pair with the release stores in evring_run_publish() and RELEASE. */
 	prod = smp_load_acquire(&p->prod->prod_pos);
 	/* Release after prod: never a negative fill. */
 	release = smp_load_acquire(&p->prod->release_pos);

@@ -92,7 +92,7 @@ u64 evring_fill(struct evring_part *p)
 
 	/* Pairs with smp_store_release() in evring_ioc_release(). */
 	release = smp_load_acquire(&p->prod->release_pos);
-	/* Pairs with smp_store_release() in evring_commit(). */
+	/* Pairs with smp_store_release() in evring_run_publish(). */
 	prod = smp_load_acquire(&p->prod->prod_pos);
 	return prod - release;
 }

@@ -82,35 +82,52 @@ static void evring_wake_consumer(struct evring_part *p, u64 from)
 }
 
 /*
- * Commit one record of @len bytes from @buf at prod_pos.  Called with
- * write_lock held and room for it checked.  Sets *crossed when the fill
- * level crossed the high-water mark (the caller notifies after unlocking).
+ * A run of records one producer copies in under write_lock.  Records are
+ * copied beyond prod_pos and become visible together when the run is
+ * published, so a batch costs one publish, one timestamp and one wake-up
+ * check rather than one per record.
  */
-static int evring_commit(struct evring_part *p, struct evring_file *ef,
-			 const char __user *buf, u32 len, bool *crossed)
+struct evring_run {
+	struct evring_part *p;
+	struct evring_file *ef;
+	u64 from;		/* prod_pos when the run began: wake point */
+	u64 pos;		/* end of the records copied so far */
+	u64 room;		/* free bytes after @pos, as last computed */
+	u64 records, bytes;	/* copied and not yet published */
+	u64 ts_ns;
+	u32 pid, uid;
+	bool locked, nonblock, crossed;
+};
+
+static void evring_run_init(struct evring_run *run, struct evring_part *p,
+			    struct file *file)
 {
-	u64 pos = p->prod->prod_pos;
-	u64 size = EVRING_REC_SIZE(len);
-	struct evring_rec *rec = (void *)(p->data + (pos & p->mask));
-	u32 pad = size - sizeof(*rec) - len;
+	memset(run, 0, sizeof(*run));
+	run->p = p;
+	run->ef = file->private_data;
+	run->nonblock = file->f_flags & O_NONBLOCK;
+	run->from = U64_MAX;
+	run->pid = task_tgid_nr(current);
+	run->uid = from_kuid_munged(&init_user_ns, current_uid());
+}
+
+/* Make the copied records visible; account them; watch the high-water. */
+static void evring_run_publish(struct evring_run *run)
+{
+	struct evring_part *p = run->p;
 	u64 fill, mark;
 
 	lockdep_assert_held(&p->write_lock);
-	if (copy_from_user(rec + 1, buf, len))
-		return -EFAULT;
-	memset((u8 *)(rec + 1) + len, 0, pad);
-	rec->len = len;
-	rec->flags = 0;
-	rec->seq = p->next_seq++;
-	rec->ts_ns = ktime_get_real_ns();
-	rec->pid = task_tgid_nr(current);
-	rec->uid = from_kuid_munged(&init_user_ns, current_uid());
+	if (!run->records)
+		return;
 	/* Pairs with smp_load_acquire() in consumers and evring_fill(). */
-	smp_store_release(&p->prod->prod_pos, pos + size);
-	WRITE_ONCE(ef->written_to[p->index], pos + size);
+	smp_store_release(&p->prod->prod_pos, run->pos);
+	WRITE_ONCE(run->ef->written_to[p->index], run->pos);
+	p->produced += run->records;
+	p->produced_bytes += run->bytes;
+	run->records = 0;
+	run->bytes = 0;
 
-	p->produced++;
-	p->produced_bytes += len;
 	fill = evring_fill(p);
 	if (fill > p->fill_hwm)
 		WRITE_ONCE(p->fill_hwm, fill);
@@ -119,33 +136,64 @@ static int evring_commit(struct evring_part *p, struct evring_file *ef,
 		p->hw_armed = true;
 	} else if (p->hw_armed && fill * 100 >= mark) {
 		p->hw_armed = false;
-		*crossed = true;
+		run->crossed = true;
 	}
-	return 0;
+}
+
+static void evring_run_room(struct evring_run *run)
+{
+	struct evring_part *p = run->p;
+	u64 release;
+
+	/* Pairs with smp_store_release() in evring_ioc_release(). */
+	release = smp_load_acquire(&p->prod->release_pos);
+	run->room = p->mask + 1 - (run->pos - release);
+}
+
+/* Publish, unlock, then wake the consumer and announce a crossing. */
+static void evring_run_unlock(struct evring_run *run)
+{
+	struct evring_part *p = run->p;
+
+	if (!run->locked)
+		return;
+	evring_run_publish(run);
+	mutex_unlock(&p->write_lock);
+	run->locked = false;
+	evring_wake_consumer(p, run->from);
+	if (run->crossed)
+		evring_notify_highwater(p, evring_fill(p));
+	run->crossed = false;
 }
 
 /*
- * Take write_lock with room for @size bytes, sleeping while the partition
- * is full.  Records committed since @from are announced to the consumer
- * before sleeping, or the consumer could be asleep waiting for them.
+ * Hold write_lock with room for @size more bytes, sleeping while the
+ * partition is full.  What the run copied so far is published, and the
+ * consumer woken, before sleeping: it could be asleep waiting for them.
  */
-static int evring_lock_room(struct evring_part *p, u64 size, bool nonblock,
-			    u64 from, bool *locked)
+static int evring_run_reserve(struct evring_run *run, u64 size)
 {
+	struct evring_part *p = run->p;
 	int ret;
 
 	for (;;) {
-		if (!*locked) {
+		if (!run->locked) {
 			if (mutex_lock_interruptible(&p->write_lock))
 				return -ERESTARTSYS;
-			*locked = true;
+			run->locked = true;
+			run->ts_ns = ktime_get_real_ns();
+			run->pos = p->prod->prod_pos;
+			if (run->from == U64_MAX)
+				run->from = run->pos;
+			evring_run_room(run);
 		}
-		if (evring_fits(p, size))
+		if (run->room >= size)
 			return 0;
-		mutex_unlock(&p->write_lock);
-		*locked = false;
-		evring_wake_consumer(p, from);
-		if (nonblock) {
+		evring_run_room(run);
+		if (run->room >= size)
+			return 0;
+		evring_run_unlock(run);
+		if (run->nonblock) {
 			atomic64_inc(&p->eagains);
 			return -EAGAIN;
 		}
@@ -159,6 +207,35 @@ static int evring_lock_room(struct evring_part *p, u64 size, bool nonblock,
 	}
 }
 
+/*
+ * Copy one record of @len bytes from @buf in at the run's position; room
+ * was reserved.  On a fault nothing of it becomes visible, and its
+ * sequence number is not consumed.
+ */
+static int evring_run_copy(struct evring_run *run, const char __user *buf,
+			   u32 len)
+{
+	struct evring_part *p = run->p;
+	u64 size = EVRING_REC_SIZE(len);
+	struct evring_rec *rec = (void *)(p->data + (run->pos & p->mask));
+
+	lockdep_assert_held(&p->write_lock);
+	if (copy_from_user(rec + 1, buf, len))
+		return -EFAULT;
+	memset((u8 *)(rec + 1) + len, 0, size - sizeof(*rec) - len);
+	rec->len = len;
+	rec->flags = 0;
+	rec->seq = p->next_seq++;
+	rec->ts_ns = run->ts_ns;
+	rec->pid = run->pid;
+	rec->uid = run->uid;
+	run->pos += size;
+	run->room -= size;
+	run->records++;
+	run->bytes += len;
+	return 0;
+}
+
 static int evring_check_len(u64 len)
 {
 	if (!len)
@@ -168,23 +245,11 @@ static int evring_check_len(u64 len)
 	return 0;
 }
 
-static void evring_unlock_and_announce(struct evring_part *p, u64 from,
-				       bool crossed)
-{
-	mutex_unlock(&p->write_lock);
-	evring_wake_consumer(p, from);
-	if (crossed)
-		evring_notify_highwater(p, evring_fill(p));
-}
-
 ssize_t evring_write(struct file *file, const char __user *buf, size_t len,
 		     loff_t *ppos)
 {
 	struct evring_file *ef = file->private_data;
-	bool nonblock = file->f_flags & O_NONBLOCK;
-	bool locked = false, crossed = false;
-	struct evring_part *p;
-	u64 from;
+	struct evring_run run;
 	int ret;
 
 	if (READ_ONCE(ef->attached))
@@ -192,18 +257,15 @@ ssize_t evring_write(struct file *file, const char __user *buf, size_t len,
 	ret = evring_check_len(len);
 	if (ret)
 		return ret;
-	p = evring_file_part(ef);
-	ret = evring_lock_room(p, EVRING_REC_SIZE(len), nonblock, U64_MAX,
-			       &locked);
-	if (ret)
-		return ret;
-	from = p->prod->prod_pos;
-	ret = evring_commit(p, ef, buf, len, &crossed);
-	evring_unlock_and_announce(p, from, crossed);
+	evring_run_init(&run, evring_file_part(ef), file);
+	ret = evring_run_reserve(&run, EVRING_REC_SIZE(len));
+	if (!ret)
+		ret = evring_run_copy(&run, buf, len);
+	evring_run_unlock(&run);
 	return ret ? ret : len;
 }
 
-#define EVRING_IOV_CHUNK 16
+#define EVRING_IOV_CHUNK 32
 
 /*
  * Write @b.count records, in order, into the file's partition; each record
@@ -214,14 +276,11 @@ ssize_t evring_write(struct file *file, const char __user *buf, size_t len,
 long evring_ioc_write_batch(struct file *file, void __user *arg)
 {
 	struct evring_file *ef = file->private_data;
-	bool nonblock = file->f_flags & O_NONBLOCK;
-	bool locked = false, crossed = false;
 	struct evring_iovec iov[EVRING_IOV_CHUNK];
 	struct evring_iovec __user *uiov;
 	struct evring_batch b;
-	struct evring_part *p;
+	struct evring_run run;
 	u32 done = 0, i;
-	u64 from;
 	int ret = 0;
 
 	if (READ_ONCE(ef->attached))
@@ -233,9 +292,7 @@ long evring_ioc_write_batch(struct file *file, void __user *arg)
 	if (b.count > EVRING_BATCH_MAX)
 		return -E2BIG;
 	uiov = u64_to_user_ptr(b.records);
-	p = evring_file_part(ef);
-	/* Pairs with smp_store_release() in evring_commit(). */
-	from = smp_load_acquire(&p->prod->prod_pos);
+	evring_run_init(&run, evring_file_part(ef), file);
 
 	while (done < b.count && !ret) {
 		u32 n = min_t(u32, b.count - done, EVRING_IOV_CHUNK);
@@ -247,21 +304,18 @@ long evring_ioc_write_batch(struct file *file, void __user *arg)
 		for (i = 0; i < n; i++) {
 			ret = iov[i].pad ? -EINVAL : evring_check_len(iov[i].len);
 			if (!ret)
-				ret = evring_lock_room(p, EVRING_REC_SIZE(iov[i].len),
-						       nonblock, from, &locked);
+				ret = evring_run_reserve(&run,
+							 EVRING_REC_SIZE(iov[i].len));
 			if (!ret)
-				ret = evring_commit(p, ef,
-						    u64_to_user_ptr(iov[i].base),
-						    iov[i].len, &crossed);
+				ret = evring_run_copy(&run,
+						      u64_to_user_ptr(iov[i].base),
+						      iov[i].len);
 			if (ret)
 				break;
 			done++;
 		}
 	}
-	if (locked)
-		evring_unlock_and_announce(p, from, crossed);
-	else if (crossed)
-		evring_notify_highwater(p, evring_fill(p));
+	evring_run_unlock(&run);
 	return done ? done : ret;
 }
 

@@ -73,6 +73,15 @@ const struct evring_layout *evring_consumer_layout(const struct evring_consumer 
  */
 const struct evring_rec *evring_consumer_next(struct evring_consumer *c);
 
+/* The record at the consumer's position without taking it, or NULL. */
+const struct evring_rec *evring_consumer_peek(struct evring_consumer *c);
+
+/*
+ * The ring bytes at position @pos, which must lie in [release_pos,
+ * prod_pos]; up to data_size bytes from there are contiguous.
+ */
+const void *evring_consumer_at(const struct evring_consumer *c, uint64_t pos);
+
 /* Position after the last record evring_consumer_next() returned. */
 uint64_t evring_consumer_pos(const struct evring_consumer *c);
 

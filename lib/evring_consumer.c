@@ -94,18 +94,28 @@ const struct evring_layout *evring_consumer_layout(const struct evring_consumer 
 	return &c->lay;
 }
 
-const struct evring_rec *evring_consumer_next(struct evring_consumer *c)
+const void *evring_consumer_at(const struct evring_consumer *c, uint64_t pos)
 {
-	const struct evring_rec *rec;
+	return c->data + (pos & (c->lay.data_size - 1));
+}
 
+const struct evring_rec *evring_consumer_peek(struct evring_consumer *c)
+{
 	if (c->pos == c->prod_seen) {
 		/* Pairs with the kernel's smp_store_release() of prod_pos. */
 		c->prod_seen = load_acquire(&c->prod->prod_pos);
 		if (c->pos == c->prod_seen)
 			return NULL;
 	}
-	rec = (const void *)(c->data + (c->pos & (c->lay.data_size - 1)));
-	c->pos += EVRING_REC_SIZE(rec->len);
+	return evring_consumer_at(c, c->pos);
+}
+
+const struct evring_rec *evring_consumer_next(struct evring_consumer *c)
+{
+	const struct evring_rec *rec = evring_consumer_peek(c);
+
+	if (rec)
+		c->pos += EVRING_REC_SIZE(rec->len);
 	return rec;
 }
 
