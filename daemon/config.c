@@ -1,0 +1,694 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * config: the INI file through libinih, every key described once in keys[]
+ * (where it lives, how it parses, whether SIGHUP may change it).  See
+ * config.h for the contract.
+ *
+ * libinih does the syntax; two things it cannot report are done by the
+ * line reader we hand it (read_line): the line number of a handler error,
+ * and lines it would silently split (longer than its fixed 200-byte buffer)
+ * or truncate (a NUL byte).  It also rejects unknown sections as their
+ * header is read, because libinih calls the handler only for keys.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "config.h"
+
+/* --- value parsers ---------------------------------------------------- */
+
+struct key;
+/* 0, or -EINVAL with why filled in; writes only its own field of @c. */
+typedef int (*parse_fn)(const struct key *k, const char *v,
+			struct evd_config *c, char *why, size_t whylen);
+
+enum cmp { CMP_STR, CMP_MEM, CMP_UIDS, CMP_GIDS };
+
+struct key {
+	const char *section;
+	const char *name;
+	parse_fn parse;
+	size_t off;		/* of the field in struct evd_config */
+	size_t size;		/* of the field */
+	enum cmp cmp;
+	uint64_t min, max;	/* numbers and sizes */
+	bool empty_ok;		/* paths: "" disables */
+	bool live;		/* SIGHUP may change it */
+};
+
+static void *field(const struct key *k, struct evd_config *c)
+{
+	return (char *)c + k->off;
+}
+
+static const void *cfield(const struct key *k, const struct evd_config *c)
+{
+	return (const char *)c + k->off;
+}
+
+static int fail(char *why, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/*
+ * A decimal number, optionally followed by one of @suffixes' letters
+ * (K, M, G, T: powers of 1024) when @suffixes is set.  No sign, no
+ * spaces, no hex: exactly what an operator would write.
+ */
+static int parse_number(const char *v, bool suffixes, uint64_t *out,
+			char *why, size_t len)
+{
+	unsigned long long n;
+	unsigned int shift = 0;
+	char *end;
+
+	if (!isdigit((unsigned char)v[0]))
+		return fail(why, len, "not a number");
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno == ERANGE)
+		return fail(why, len, "number too large");
+	if (*end && suffixes) {
+		static const char units[] = "KMGT";
+		const char *u = strchr(units, toupper((unsigned char)*end));
+
+		if (!u || end[1])
+			return fail(why, len,
+				    "bad size suffix '%s' (use K, M, G or T)",
+				    end);
+		shift = 10 * (unsigned int)(u - units + 1);
+		end++;
+		if (n > (UINT64_MAX >> shift))
+			return fail(why, len, "number too large");
+		n <<= shift;
+	}
+	if (*end)
+		return fail(why, len, "not a number");
+	*out = n;
+	return 0;
+}
+
+/* "1048576" as "1M" when it is a whole multiple, for range messages. */
+static void format_size(uint64_t n, char *buf, size_t len)
+{
+	static const char units[] = "KMGTP";
+	int u = -1;
+
+	while (n && !(n & 1023) && u < 4) {
+		n >>= 10;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%llu", (unsigned long long)n);
+	else
+		snprintf(buf, len, "%llu%c", (unsigned long long)n, units[u]);
+}
+
+static int check_range(const struct key *k, uint64_t n, bool size, char *why,
+		       size_t len)
+{
+	char lo[32], hi[32];
+
+	if (n >= k->min && n <= k->max)
+		return 0;
+	if (size) {
+		format_size(k->min, lo, sizeof(lo));
+		format_size(k->max, hi, sizeof(hi));
+	} else {
+		snprintf(lo, sizeof(lo), "%llu", (unsigned long long)k->min);
+		snprintf(hi, sizeof(hi), "%llu", (unsigned long long)k->max);
+	}
+	return fail(why, len, "out of range (%s..%s)", lo, hi);
+}
+
+static int parse_u32(const struct key *k, const char *v, struct evd_config *c,
+		     char *why, size_t len)
+{
+	uint64_t n;
+	int err;
+
+	err = parse_number(v, false, &n, why, len);
+	if (!err)
+		err = check_range(k, n, false, why, len);
+	if (!err)
+		*(uint32_t *)field(k, c) = (uint32_t)n;
+	return err;
+}
+
+/* A byte count with an optional K/M/G/T suffix, into a u32 or u64. */
+static int parse_size(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	uint64_t n;
+	int err;
+
+	err = parse_number(v, true, &n, why, len);
+	if (!err)
+		err = check_range(k, n, true, why, len);
+	if (err)
+		return err;
+	if (k->size == sizeof(uint32_t))
+		*(uint32_t *)field(k, c) = (uint32_t)n;
+	else
+		*(uint64_t *)field(k, c) = n;
+	return 0;
+}
+
+static int parse_sync(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	if (!strcmp(v, "full"))
+		c->spool_synchronous = CONFIG_SYNC_FULL;
+	else if (!strcmp(v, "normal"))
+		c->spool_synchronous = CONFIG_SYNC_NORMAL;
+	else
+		return fail(why, len, "expected 'full' or 'normal'");
+	return 0;
+}
+
+static bool host_id_char(char ch)
+{
+	return isalnum((unsigned char)ch) || ch == '.' || ch == '_' ||
+	       ch == '-';
+}
+
+static int parse_host_id(const struct key *k, const char *v,
+			 struct evd_config *c, char *why, size_t len)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > CONFIG_HOST_ID_MAX)
+		return fail(why, len, "must be 1..%d characters",
+			    CONFIG_HOST_ID_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!host_id_char(v[i]))
+			return fail(why, len,
+				    "only letters, digits, '.', '_' and '-' allowed");
+	memcpy(c->host_id, v, n + 1);
+	return 0;
+}
+
+/* An absolute path that fits its field (for sockets: sun_path). */
+static int parse_path(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 && !k->empty_ok)
+		return fail(why, len, "must not be empty");
+	if (n && v[0] != '/')
+		return fail(why, len, "must be an absolute path");
+	if (n >= k->size)
+		return fail(why, len, "longer than %zu characters",
+			    k->size - 1);
+	memcpy(field(k, c), v, n + 1);
+	return 0;
+}
+
+/* One uid: a number or a user name. */
+static int parse_one_id(const char *tok, bool group, uint32_t *out,
+			char *why, size_t len)
+{
+	char buf[4096];
+	uint64_t n;
+	int err;
+
+	if (isdigit((unsigned char)tok[0])) {
+		err = parse_number(tok, false, &n, why, len);
+		if (err)
+			return fail(why, len, "'%s' is not a number or a name",
+				    tok);
+		if (n >= UINT32_MAX)	/* (uid_t)-1 means "no id" */
+			return fail(why, len, "%s %llu is out of range",
+				    group ? "gid" : "uid",
+				    (unsigned long long)n);
+		*out = (uint32_t)n;
+		return 0;
+	}
+	if (group) {
+		struct group g, *res = NULL;
+
+		err = getgrnam_r(tok, &g, buf, sizeof(buf), &res);
+		if (!res)
+			return err ? fail(why, len, "cannot look up group '%s': %s",
+					  tok, strerror(err)) :
+				     fail(why, len, "unknown group '%s'", tok);
+		*out = res->gr_gid;
+	} else {
+		struct passwd p, *res = NULL;
+
+		err = getpwnam_r(tok, &p, buf, sizeof(buf), &res);
+		if (!res)
+			return err ? fail(why, len, "cannot look up user '%s': %s",
+					  tok, strerror(err)) :
+				     fail(why, len, "unknown user '%s'", tok);
+		*out = res->pw_uid;
+	}
+	return 0;
+}
+
+/* A list of ids separated by commas and/or spaces; duplicates folded. */
+static int parse_ids(const char *v, bool group, uint32_t *ids,
+		     unsigned int *nr, char *why, size_t len)
+{
+	uint32_t tmp[CONFIG_ALLOW_MAX];
+	unsigned int n = 0;
+	char tok[256];
+
+	while (*v) {
+		size_t tl = strcspn(v, ", \t");
+		uint32_t id;
+		bool dup = false;
+		int err;
+
+		if (tl == 0) {
+			v++;
+			continue;
+		}
+		if (tl >= sizeof(tok))
+			return fail(why, len, "entry too long");
+		memcpy(tok, v, tl);
+		tok[tl] = '\0';
+		v += tl;
+		err = parse_one_id(tok, group, &id, why, len);
+		if (err)
+			return err;
+		for (unsigned int i = 0; i < n; i++)
+			dup |= tmp[i] == id;
+		if (dup)
+			continue;
+		if (n == CONFIG_ALLOW_MAX)
+			return fail(why, len, "too many entries (max %d)",
+				    CONFIG_ALLOW_MAX);
+		tmp[n++] = id;
+	}
+	memcpy(ids, tmp, n * sizeof(*ids));
+	*nr = n;
+	return 0;
+}
+
+static int parse_uids(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	_Static_assert(sizeof(uid_t) == sizeof(uint32_t), "uid_t is 32 bits");
+	return parse_ids(v, false, (uint32_t *)c->allow_uid, &c->nr_allow_uid,
+			 why, len);
+}
+
+static int parse_gids(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	_Static_assert(sizeof(gid_t) == sizeof(uint32_t), "gid_t is 32 bits");
+	return parse_ids(v, true, (uint32_t *)c->allow_gid, &c->nr_allow_gid,
+			 why, len);
+}
+
+/* --- the keys --------------------------------------------------------- */
+
+#define KEY(sec, nm, fn, f, how) \
+	.section = sec, .name = nm, .parse = fn, \
+	.off = offsetof(struct evd_config, f), \
+	.size = sizeof(((struct evd_config *)0)->f), .cmp = how
+#define RANGE(lo, hi)	.min = (lo), .max = (hi)
+
+static const struct key keys[] = {
+	{ KEY("host", "id", parse_host_id, host_id, CMP_STR) },
+	{ KEY("spool", "path", parse_path, spool_path, CMP_STR) },
+	{ KEY("spool", "synchronous", parse_sync, spool_synchronous,
+	      CMP_MEM) },
+	{ KEY("spool", "max_bytes", parse_size, spool_max_bytes, CMP_MEM),
+	  RANGE(CONFIG_SPOOL_MAX_BYTES_MIN, CONFIG_SPOOL_MAX_BYTES_MAX),
+	  .live = true },
+	{ KEY("drain", "batch_records", parse_u32, drain_batch_records,
+	      CMP_MEM),
+	  RANGE(CONFIG_BATCH_RECORDS_MIN, CONFIG_BATCH_RECORDS_MAX),
+	  .live = true },
+	{ KEY("drain", "batch_bytes", parse_size, drain_batch_bytes, CMP_MEM),
+	  RANGE(CONFIG_BATCH_BYTES_MIN, CONFIG_BATCH_BYTES_MAX),
+	  .live = true },
+	{ KEY("drain", "batch_ms", parse_u32, drain_batch_ms, CMP_MEM),
+	  RANGE(CONFIG_BATCH_MS_MIN, CONFIG_BATCH_MS_MAX), .live = true },
+	{ KEY("sources", "device", parse_path, source_device, CMP_STR),
+	  .empty_ok = true },
+	{ KEY("sources", "socket", parse_path, source_socket, CMP_STR),
+	  .empty_ok = true },
+	{ KEY("sources", "socket_max_clients", parse_u32, socket_max_clients,
+	      CMP_MEM),
+	  RANGE(CONFIG_SOCKET_CLIENTS_MIN, CONFIG_SOCKET_CLIENTS_MAX) },
+	{ KEY("sources", "socket_max_event", parse_size, socket_max_event,
+	      CMP_MEM),
+	  RANGE(CONFIG_SOCKET_EVENT_MIN, CONFIG_SOCKET_EVENT_MAX) },
+	{ KEY("control", "socket", parse_path, control_socket, CMP_STR) },
+	{ KEY("control", "allow_uid", parse_uids, allow_uid, CMP_UIDS),
+	  .live = true },
+	{ KEY("control", "allow_gid", parse_gids, allow_gid, CMP_GIDS),
+	  .live = true },
+};
+
+#define NR_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const struct key *find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NR_KEYS; i++)
+		if (!strcmp(keys[i].section, section) &&
+		    !strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+static bool known_section(const char *section)
+{
+	for (size_t i = 0; i < NR_KEYS; i++)
+		if (!strcmp(keys[i].section, section))
+			return true;
+	return false;
+}
+
+static bool same(const struct key *k, const struct evd_config *a,
+		 const struct evd_config *b)
+{
+	switch (k->cmp) {
+	case CMP_STR:
+		return !strcmp(cfield(k, a), cfield(k, b));
+	case CMP_UIDS:
+		return a->nr_allow_uid == b->nr_allow_uid &&
+		       !memcmp(a->allow_uid, b->allow_uid,
+			       a->nr_allow_uid * sizeof(uid_t));
+	case CMP_GIDS:
+		return a->nr_allow_gid == b->nr_allow_gid &&
+		       !memcmp(a->allow_gid, b->allow_gid,
+			       a->nr_allow_gid * sizeof(gid_t));
+	case CMP_MEM:
+	default:
+		return !memcmp(cfield(k, a), cfield(k, b), k->size);
+	}
+}
+
+/* --- defaults --------------------------------------------------------- */
+
+/* gethostname(), reduced to the characters a host id may hold. */
+static void default_host_id(char *id)
+{
+	char name[256] = "";
+	size_t n = 0;
+
+	if (gethostname(name, sizeof(name) - 1) < 0)
+		name[0] = '\0';
+	for (size_t i = 0; name[i] && n < CONFIG_HOST_ID_MAX; i++)
+		id[n++] = host_id_char(name[i]) ? name[i] : '-';
+	id[n] = '\0';
+	if (n == 0)
+		strcpy(id, "localhost");
+}
+
+void config_init(struct evd_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	default_host_id(c->host_id);
+	strcpy(c->spool_path, "/var/lib/evring/spool.db");
+	c->spool_synchronous = CONFIG_SYNC_FULL;
+	c->spool_max_bytes = 1ull << 30;
+	c->drain_batch_records = 4096;
+	c->drain_batch_bytes = 4ull << 20;
+	c->drain_batch_ms = 5;
+	strcpy(c->source_device, "/dev/evring");
+	strcpy(c->source_socket, "/run/evring/ingest.sock");
+	c->socket_max_clients = 256;
+	c->socket_max_event = 65536;
+	strcpy(c->control_socket, CONFIG_DEFAULT_CONTROL_SOCKET);
+	c->allow_uid[c->nr_allow_uid++] = 0;
+	if (geteuid() != 0)
+		c->allow_uid[c->nr_allow_uid++] = geteuid();
+}
+
+/* --- the file --------------------------------------------------------- */
+
+struct load {
+	struct evd_config cfg;		/* defaults, then the file */
+	const char *path;
+	FILE *f;
+	int lineno;			/* of the line inih is handling */
+	int set_on[NR_KEYS];		/* line that set each key, 0: none */
+	char *line;			/* getline()'s buffer */
+	size_t linecap;
+	int err;			/* first error, 0: none */
+	char *msg;
+	size_t msglen;
+};
+
+static void load_fail(struct load *ld, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void load_fail(struct load *ld, int err, const char *fmt, ...)
+{
+	int n = 0;
+	va_list ap;
+
+	if (ld->err)
+		return;
+	ld->err = err;
+	if (ld->msglen)
+		n = snprintf(ld->msg, ld->msglen, "%s:%d: ", ld->path,
+			     ld->lineno);
+	if (n >= 0 && (size_t)n < ld->msglen) {
+		va_start(ap, fmt);
+		vsnprintf(ld->msg + n, ld->msglen - n, fmt, ap);
+		va_end(ap);
+	}
+}
+
+/*
+ * inih's reader: one whole line per call (so lineno is the line inih is
+ * on), refused when it would not fit inih's buffer of @num bytes or holds
+ * a NUL byte, and section headers checked against the known sections.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load *ld = stream;
+	const char *p, *end;
+	ssize_t n;
+
+	if (ld->err)
+		return NULL;
+	n = getline(&ld->line, &ld->linecap, ld->f);
+	if (n < 0) {
+		if (ferror(ld->f))
+			load_fail(ld, errno ? -errno : -EIO, "read error: %s",
+				  strerror(errno ? errno : EIO));
+		return NULL;
+	}
+	ld->lineno++;
+	if (n > num - 1) {
+		load_fail(ld, -EINVAL, "line too long (max %d characters)",
+			  num - 2);
+		return NULL;
+	}
+	if (memchr(ld->line, '\0', n)) {
+		load_fail(ld, -EINVAL, "NUL byte in line");
+		return NULL;
+	}
+	for (p = ld->line; *p == ' ' || *p == '\t'; p++)
+		;
+	end = *p == '[' ? strchr(p, ']') : NULL;
+	if (end) {
+		char name[256];
+		size_t len = end - p - 1;
+
+		snprintf(name, sizeof(name), "%.*s", (int)len, p + 1);
+		if (!known_section(name)) {
+			load_fail(ld, -EINVAL, "unknown section [%s]", name);
+			return NULL;
+		}
+	}
+	memcpy(str, ld->line, n + 1);
+	return str;
+}
+
+static int on_key(void *user, const char *section, const char *name,
+		  const char *value)
+{
+	struct load *ld = user;
+	const struct key *k;
+	char why[256];
+	size_t i;
+
+	if (!section[0]) {
+		load_fail(ld, -EINVAL, "key '%s' outside a [section]", name);
+		return 0;
+	}
+	k = find_key(section, name);
+	if (!k) {
+		load_fail(ld, -EINVAL, "unknown key '%s' in [%s]", name,
+			  section);
+		return 0;
+	}
+	i = k - keys;
+	if (ld->set_on[i]) {
+		load_fail(ld, -EINVAL,
+			  "duplicate key '%s' in [%s] (first set on line %d)",
+			  name, section, ld->set_on[i]);
+		return 0;
+	}
+	ld->set_on[i] = ld->lineno;
+	if (k->parse(k, value, &ld->cfg, why, sizeof(why)) < 0) {
+		load_fail(ld, -EINVAL, "bad value '%s' for %s.%s: %s", value,
+			  section, name, why);
+		return 0;
+	}
+	return 1;
+}
+
+int config_load(struct evd_config *c, const char *path, char *err,
+		size_t errlen)
+{
+	struct load *ld;
+	struct stat st;
+	int ret;
+
+	ld = calloc(1, sizeof(*ld));
+	if (!ld)
+		return -ENOMEM;
+	config_init(&ld->cfg);
+	ld->path = path;
+	ld->msg = err;
+	ld->msglen = errlen;
+	if (!path)
+		goto done;
+	ld->f = fopen(path, "re");
+	if (!ld->f || (fstat(fileno(ld->f), &st) == 0 && S_ISDIR(st.st_mode))) {
+		ret = ld->f ? -EISDIR : -errno;
+		snprintf(err, errlen, "cannot open '%s': %s", path,
+			 strerror(-ret));
+		goto out;
+	}
+	ret = ini_parse_stream(read_line, ld, on_key, ld);
+	if (!ld->err && ret > 0) {
+		ld->lineno = ret;
+		load_fail(ld, -EINVAL,
+			  "syntax error (expected 'key = value' or '[section]')");
+	} else if (!ld->err && ret < 0) {
+		load_fail(ld, -ENOMEM, "out of memory");
+	}
+	ret = ld->err;
+	if (ret)
+		goto out;
+done:
+	*c = ld->cfg;
+	ret = 0;
+out:
+	if (ld->f)
+		fclose(ld->f);
+	free(ld->line);
+	free(ld);
+	return ret;
+}
+
+int config_set(struct evd_config *c, const char *dotted_key,
+	       const char *value, char *err, size_t errlen)
+{
+	const char *dot = strchr(dotted_key, '.');
+	char section[64], why[256];
+	const struct key *k = NULL;
+	struct evd_config *tmp;
+	int ret;
+
+	if (dot && (size_t)(dot - dotted_key) < sizeof(section)) {
+		snprintf(section, sizeof(section), "%.*s",
+			 (int)(dot - dotted_key), dotted_key);
+		k = find_key(section, dot + 1);
+	}
+	if (!k) {
+		snprintf(err, errlen, "--set: unknown key '%s'", dotted_key);
+		return -EINVAL;
+	}
+	tmp = malloc(sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	*tmp = *c;
+	ret = k->parse(k, value, tmp, why, sizeof(why));
+	if (ret < 0)
+		snprintf(err, errlen, "--set: bad value '%s' for %s.%s: %s",
+			 value, k->section, k->name, why);
+	else
+		*c = *tmp;
+	free(tmp);
+	return ret;
+}
+
+/* --- reload ----------------------------------------------------------- */
+
+int config_reload_diff(const struct evd_config *old,
+		       const struct evd_config *new, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < NR_KEYS; i++) {
+		if (keys[i].live || same(&keys[i], old, new))
+			continue;
+		snprintf(err, errlen,
+			 "%s.%s cannot change while running (restart evringd to apply it)",
+			 keys[i].section, keys[i].name);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int config_changed_keys(const struct evd_config *old,
+			const struct evd_config *new, char *buf, size_t len)
+{
+	size_t used = 0;
+	int n = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < NR_KEYS; i++) {
+		int w;
+
+		if (same(&keys[i], old, new))
+			continue;
+		if (used < len) {
+			w = snprintf(buf + used, len - used, "%s%s.%s",
+				     n ? " " : "", keys[i].section,
+				     keys[i].name);
+			used += w > 0 ? (size_t)w : 0;
+		}
+		n++;
+	}
+	return n;
+}
+
+int config_allows(const struct evd_config *c, uid_t uid, gid_t gid)
+{
+	for (unsigned int i = 0; i < c->nr_allow_uid; i++)
+		if (c->allow_uid[i] == uid)
+			return 1;
+	for (unsigned int i = 0; i < c->nr_allow_gid; i++)
+		if (c->allow_gid[i] == gid)
+			return 1;
+	return 0;
+}
+
+const char *config_sync_name(enum config_sync s)
+{
+	return s == CONFIG_SYNC_NORMAL ? "normal" : "full";
+}

@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * evringctl: the operator's CLI for a running evringd, over its control
+ * socket (daemon/control.h, docs/OPERATING.md).
+ *
+ *	evringctl [--socket PATH] [--json] status|spool|ledger|ping
+ *
+ * One request, one response line.  Human tables by default; --json prints
+ * the daemon's response line as is, for scripts.  Exit status: 0 the
+ * daemon answered ok, 1 any error (cannot connect, the daemon said no, a
+ * garbled answer), 2 a usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "control.h"
+
+#define EXIT_USAGE		2
+#define RESPONSE_MAX		(16u << 20)	/* bytes of one response line */
+#define DEFAULT_TIMEOUT_MS	10000
+
+static const char *prog = "evringctl";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [--socket PATH] [--json] [--timeout MS] COMMAND\n"
+		"\n"
+		"commands:\n"
+		"  status            rings per source and partition, daemon state\n"
+		"  spool             spool size, depth and ingest rate\n"
+		"  ledger            loss ranges, the newest --limit N (default %d,\n"
+		"                    max %d)\n"
+		"  ping              is evringd alive?\n"
+		"\n"
+		"options:\n"
+		"  -s, --socket PATH  control socket (default %s)\n"
+		"  -j, --json         print the daemon's JSON response line\n"
+		"  -t, --timeout MS   give up after MS milliseconds (default %d)\n"
+		"  -n, --limit N      ledger rows\n"
+		"  -h, --help         this text\n",
+		prog, CONTROL_LEDGER_DEFAULT, CONTROL_LEDGER_MAX,
+		CONFIG_DEFAULT_CONTROL_SOCKET, DEFAULT_TIMEOUT_MS);
+}
+
+static int die_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", prog);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\ntry '%s --help'\n", prog);
+	return EXIT_USAGE;
+}
+
+/* Checked decimal parse into [min, max]. */
+static bool parse_uint(const char *s, unsigned long min, unsigned long max,
+		       unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!s[0] || s[0] < '0' || s[0] > '9')
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* --- talking to the daemon ------------------------------------------- */
+
+static int64_t ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(deadline->tv_sec - now.tv_sec) * 1000 +
+	       (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+static int wait_fd(int fd, short events, const struct timespec *deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int64_t left = ms_left(deadline);
+	int n;
+
+	if (left <= 0)
+		return -ETIMEDOUT;
+	n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	return n == 0 ? (ms_left(deadline) <= 0 ? -ETIMEDOUT : 0) : 1;
+}
+
+/*
+ * Send @req (one line) to the daemon at @path and read one response line
+ * into *@out (malloc'd, NUL-terminated, without the '\n').
+ */
+static int exchange(const char *path, const char *req, unsigned int timeout_ms,
+		    char **out, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = strlen(req), off = 0, cap = 4096, have = 0;
+	struct timespec deadline;
+	char *buf = NULL, *nl;
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path '%s' is too long", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, path);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot create a socket: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = -errno;
+		snprintf(err, errlen,
+			 "cannot connect to '%s': %s (is evringd running?)",
+			 path, strerror(-ret));
+		goto out;
+	}
+	while (off < len) {
+		ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
+
+		if (n >= 0) {
+			off += n;
+			continue;
+		}
+		if (errno == EAGAIN) {
+			ret = wait_fd(fd, POLLOUT, &deadline);
+			if (ret >= 0)
+				continue;
+		} else if (errno == EINTR) {
+			continue;
+		} else {
+			ret = -errno;
+		}
+		/* The daemon may have refused us with a line: read it. */
+		if (ret == -EPIPE || ret == -ECONNRESET)
+			break;
+		snprintf(err, errlen, "cannot send to '%s': %s", path,
+			 strerror(-ret));
+		goto out;
+	}
+	buf = malloc(cap);
+	if (!buf) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (have == cap - 1) {
+			char *nb;
+
+			if (cap >= RESPONSE_MAX) {
+				ret = -EMSGSIZE;
+				snprintf(err, errlen,
+					 "response longer than %u bytes",
+					 RESPONSE_MAX);
+				goto out;
+			}
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				ret = -ENOMEM;
+				snprintf(err, errlen, "out of memory");
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = recv(fd, buf + have, cap - 1 - have, 0);
+		if (n > 0) {
+			buf[have + n] = '\0';
+			nl = memchr(buf + have, '\n', n);
+			have += n;
+			if (nl) {
+				*nl = '\0';
+				break;
+			}
+			continue;
+		}
+		if (n == 0) {
+			ret = -ECONNRESET;
+			snprintf(err, errlen,
+				 "evringd closed the connection without an answer");
+			goto out;
+		}
+		if (errno == EAGAIN) {
+			ret = wait_fd(fd, POLLIN, &deadline);
+			if (ret >= 0)
+				continue;
+		} else if (errno == EINTR) {
+			continue;
+		} else {
+			ret = -errno;
+		}
+		snprintf(err, errlen, ret == -ETIMEDOUT ?
+			 "no answer from '%s' within the timeout" :
+			 "cannot read from '%s': %s", path, strerror(-ret));
+		goto out;
+	}
+	*out = buf;
+	buf = NULL;
+	ret = 0;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+/* --- human output ---------------------------------------------------- */
+
+static json_int_t jint(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "-";
+}
+
+/* 1536 -> "1.5K": sizes in powers of 1024, like the config file. */
+static const char *human_size(double v, char *buf, size_t len)
+{
+	static const char units[] = " KMGTP";
+	int u = 0;
+
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, "%.1f%c", v, units[u]);
+	return buf;
+}
+
+static const char *human_ms(json_int_t ms, char *buf, size_t len)
+{
+	json_int_t s = ms / 1000;
+
+	if (ms < 60000)
+		snprintf(buf, len, "%.1fs", (double)ms / 1000);
+	else if (s < 3600)
+		snprintf(buf, len, "%lldm%02llds", (long long)(s / 60),
+			 (long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lldh%02lldm%02llds",
+			 (long long)(s / 3600), (long long)(s / 60 % 60),
+			 (long long)(s % 60));
+	else
+		snprintf(buf, len, "%lldd%02lldh%02lldm",
+			 (long long)(s / 86400), (long long)(s / 3600 % 24),
+			 (long long)(s / 60 % 60));
+	return buf;
+}
+
+static void show_status(json_t *r)
+{
+	json_t *parts = json_object_get(r, "partitions"), *p;
+	char b1[32], b2[32], b3[32];
+	size_t i;
+
+	printf("host %s  pid %lld  state %s  uptime %s\n\n", jstr(r, "host"),
+	       (long long)jint(r, "pid"), jstr(r, "state"),
+	       human_ms(jint(r, "uptime_ms"), b1, sizeof(b1)));
+	if (!json_array_size(parts)) {
+		printf("no sources attached\n");
+		return;
+	}
+	printf("%-8s %4s %-16s %15s %7s %12s %12s %8s %10s %12s %7s\n",
+	       "SOURCE", "PART", "EPOCH", "FILL", "RING", "READ_POS",
+	       "RELEASE_POS", "BATCHES", "RECORDS", "LAST_SEQ", "BLOCKED");
+	json_array_foreach(parts, i, p) {
+		snprintf(b3, sizeof(b3), "%s %5.1f%%",
+			 human_size((double)jint(p, "ring_fill"), b1,
+				    sizeof(b1)),
+			 json_number_value(json_object_get(p, "fill_pct")));
+		printf("%-8s %4lld %-16s %15s %7s %12lld %12lld %8lld %10lld %12lld %7lld\n",
+		       jstr(p, "source"), (long long)jint(p, "partition"),
+		       jstr(p, "epoch"), b3,
+		       human_size((double)jint(p, "ring_size"), b2,
+				  sizeof(b2)),
+		       (long long)jint(p, "read_pos"),
+		       (long long)jint(p, "release_pos"),
+		       (long long)jint(p, "spool_batches"),
+		       (long long)jint(p, "spool_records"),
+		       (long long)jint(p, "last_seq"),
+		       (long long)jint(p, "writers_blocked"));
+	}
+}
+
+static void show_spool(json_t *r)
+{
+	json_t *age = json_object_get(r, "oldest_age_ms");
+	json_t *eps = json_object_get(r, "ingest_records_per_s");
+	char b1[32], b2[32];
+
+	printf("path          %s\n", jstr(r, "path"));
+	printf("size          %s of %s (%.1f%%)\n",
+	       human_size((double)jint(r, "bytes"), b1, sizeof(b1)),
+	       human_size((double)jint(r, "max_bytes"), b2, sizeof(b2)),
+	       json_number_value(json_object_get(r, "fill_pct")));
+	printf("batches       %lld\n", (long long)jint(r, "batches"));
+	printf("records       %lld\n", (long long)jint(r, "records"));
+	printf("oldest batch  %s\n", json_is_integer(age) ?
+	       human_ms(json_integer_value(age), b1, sizeof(b1)) : "-");
+	if (json_is_number(eps))
+		printf("ingest rate   %.1f events/s, %s/s (over %s)\n",
+		       json_number_value(eps),
+		       human_size(json_number_value(json_object_get(r,
+					"ingest_bytes_per_s")), b1, sizeof(b1)),
+		       human_ms(jint(r, "rate_window_ms"), b2, sizeof(b2)));
+	else
+		printf("ingest rate   -\n");
+}
+
+static void show_ledger(json_t *r)
+{
+	json_t *rows = json_object_get(r, "losses"), *x;
+	size_t i;
+
+	if (!json_array_size(rows)) {
+		printf("no losses recorded\n");
+		return;
+	}
+	printf("%-24s %-8s %4s %-16s %12s %12s %10s %s\n", "TIME", "SOURCE",
+	       "PART", "EPOCH", "FIRST_SEQ", "LAST_SEQ", "COUNT", "REASON");
+	json_array_foreach(rows, i, x)
+		printf("%-24s %-8s %4lld %-16s %12lld %12lld %10lld %s\n",
+		       jstr(x, "time"), jstr(x, "source"),
+		       (long long)jint(x, "partition"), jstr(x, "epoch"),
+		       (long long)jint(x, "first_seq"),
+		       (long long)jint(x, "last_seq"),
+		       (long long)jint(x, "count"), jstr(x, "reason"));
+	if (json_is_true(json_object_get(r, "truncated")))
+		printf("(%zu newest of %lld ranges shown; use --limit)\n",
+		       json_array_size(rows), (long long)jint(r, "total"));
+}
+
+static void show_ping(json_t *r)
+{
+	printf("evringd pid %lld on host %s is alive\n",
+	       (long long)jint(r, "pid"), jstr(r, "host"));
+}
+
+static const struct {
+	const char *name;
+	void (*show)(json_t *r);
+} cmds[] = {
+	{ "status", show_status },
+	{ "spool", show_spool },
+	{ "ledger", show_ledger },
+	{ "ping", show_ping },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = CONFIG_DEFAULT_CONTROL_SOCKET;
+	unsigned long timeout_ms = DEFAULT_TIMEOUT_MS, limit = 0;
+	bool json = false;
+	char req[128], err[512], *line = NULL;
+	json_t *res;
+	json_error_t jerr;
+	int c, cmd = -1, rc;
+
+	while ((c = getopt_long(argc, argv, "s:jt:n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			path = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 't':
+			if (!parse_uint(optarg, 1, 3600000, &timeout_ms))
+				return die_usage("bad --timeout '%s' (1..3600000 ms)",
+						 optarg);
+			break;
+		case 'n':
+			if (!parse_uint(optarg, 1, CONTROL_LEDGER_MAX, &limit))
+				return die_usage("bad --limit '%s' (1..1000)",
+						 optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "try '%s --help'\n", prog);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1)
+		return die_usage(optind == argc ? "%s" :
+				 "too many arguments, starting at '%s'",
+				 optind == argc ? "missing COMMAND" :
+				 argv[optind + 1]);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[optind], cmds[i].name))
+			cmd = (int)i;
+	if (cmd < 0)
+		return die_usage("unknown command '%s'", argv[optind]);
+	if (limit && strcmp(cmds[cmd].name, "ledger"))
+		return die_usage("--limit applies to 'ledger' only%s", "");
+
+	if (limit)
+		snprintf(req, sizeof(req), "{\"cmd\":\"ledger\",\"limit\":%lu}\n",
+			 limit);
+	else
+		snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmds[cmd].name);
+	if (exchange(path, req, timeout_ms, &line, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 1;
+	}
+	res = json_loads(line, 0, &jerr);
+	if (!json_is_object(res)) {
+		fprintf(stderr, "%s: garbled answer from evringd: %s\n", prog,
+			res ? "not a JSON object" : jerr.text);
+		json_decref(res);
+		free(line);
+		return 1;
+	}
+	rc = json_is_true(json_object_get(res, "ok")) ? 0 : 1;
+	if (json)
+		printf("%s\n", line);
+	else if (rc)
+		fprintf(stderr, "%s: evringd: %s\n", prog, jstr(res, "error"));
+	else
+		cmds[cmd].show(res);
+	if (json && rc)
+		fprintf(stderr, "%s: evringd: %s\n", prog, jstr(res, "error"));
+	json_decref(res);
+	free(line);
+	return fflush(stdout) == 0 && !ferror(stdout) ? rc : 1;
+}

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * spool: the host's durable store of batches, on SQLite (WAL).  This is the
+ * first durable hop: a record is released from its ring only after the
+ * spool_commit() that holds it returned 0.  spool.c is the only file of the
+ * daemon that sees SQLite; its schema is documented in docs/FORMAT.md.
+ *
+ *	struct spool *s;
+ *	char err[256];
+ *	spool_open(&(struct spool_opts){ .path = p, .max_bytes = m },
+ *		   &s, err, sizeof(err));
+ *	spool_get_checkpoint(s, source, partition, &cp);	where to resume
+ *	loop:
+ *		spool_commit(s, appends, n, loss, nloss, notes, nnotes);
+ *		... release the ring up to appends[n - 1].position ...
+ *	spool_foreach_batch(s, after_id, cb, arg);		the shipper
+ *	spool_trim(s, upto_id);
+ *	spool_close(s);
+ *
+ * One writer at a time: a second read-write spool_open() of the same file
+ * is -EBUSY, from another process or from the same one (use spool_reopen()
+ * to start over in place).  Any number of read-only opens may run beside
+ * it; a read-only spool's checkpoints and stats are those of the moment it
+ * was opened, while its foreach walks read the file as it is now.  A struct
+ * spool is not thread-safe: one thread uses it at a time.
+ *
+ * Every function returns 0 or -errno; out-parameters are written only on
+ * success.  A failed call leaves a human-readable detail in
+ * spool_strerror().  Errnos and what they mean for the caller:
+ *
+ *	EDQUOT		the batches would take the spool over opts.max_bytes;
+ *			nothing written; retry after spool_trim() (backpressure)
+ *	EFBIG		the batches alone exceed opts.max_bytes: never fits
+ *	ENOSPC		the file system is full.  Fatal for this spool object:
+ *			every later write returns ENOSPC again; reads still
+ *			work; spool_reopen() once space was freed (a second
+ *			spool_open() of the same file would be EBUSY)
+ *	EIO		SQLite reported an I/O error or a commit failed.
+ *			Fatal, and spool_reopen() refuses too ("fsync after an
+ *			fsync error can succeed with the data gone"): stop,
+ *			let an operator look, restart the process
+ *	EEXIST		commit: a batch overlaps what the spool already holds
+ *			for its (source, partition, epoch): it would double
+ *			records.  Nothing written
+ *	EINVAL		bad argument, or a batch that leaves a gap after its
+ *			partition's checkpoint in the same epoch which no loss
+ *			entry of the same call covers.  Nothing written
+ *	EBADMSG		an appended batch fails batch_peek() (nothing
+ *			written); at open: the file is an evring spool but
+ *			corrupt (quick_check); SQLite finding corruption during
+ *			a write: fatal like EIO
+ *	EMEDIUMTYPE	open: not an SQLite database, or an SQLite database
+ *			that is not an evring spool (application_id)
+ *	EPROTONOSUPPORT	open: spool schema newer than this program
+ *	EPERM		open: the existing file is group or world writable
+ *	EBUSY		open: another process has the spool open for writing
+ *	EROFS		write on a read-only spool, or read-only open of a
+ *			spool whose schema needs migrating
+ */
+#ifndef EVRINGD_SPOOL_H
+#define EVRINGD_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* PRAGMA application_id of every evring spool: "EVRG". */
+#define SPOOL_APPLICATION_ID	0x45565247
+/* PRAGMA user_version this program writes. */
+#define SPOOL_SCHEMA_VERSION	1
+/* Longest loss reason / note text accepted, bytes. */
+#define SPOOL_TEXT_MAX		256
+
+struct spool;
+
+enum spool_sync {
+	/* synchronous=FULL: a commit that returned 0 survives power loss. */
+	SPOOL_SYNC_FULL = 0,
+	/*
+	 * synchronous=NORMAL: may lose the last commits on power loss (never
+	 * on a process crash); the ring has released them by then.  For
+	 * benchmarks and hosts that accept it.
+	 */
+	SPOOL_SYNC_NORMAL = 1,
+};
+
+struct spool_opts {
+	const char *path;	/* created with mode 0600 when missing */
+	enum spool_sync sync;	/* 0 = SPOOL_SYNC_FULL */
+	uint64_t max_bytes;	/* bound on the sum of batch bytes; 0: none */
+	bool read_only;		/* inspect only (evringctl); never creates */
+};
+
+/* Where a (source, partition) stands: the last batch spooled for it. */
+struct spool_checkpoint {
+	uint64_t epoch;
+	uint64_t position;	/* source position after that batch */
+	uint64_t last_seq;	/* seq of its last record */
+};
+
+/* One batch to spool. */
+struct spool_append {
+	const void *batch;	/* encoded by batch_encode() */
+	size_t len;
+	uint64_t position;	/* checkpoint position after this batch */
+};
+
+/* A range of lost records, for the ledger. */
+struct spool_loss {
+	unsigned int source;
+	uint32_t partition;
+	uint64_t epoch;
+	uint64_t first_seq;	/* <= last_seq */
+	uint64_t last_seq;
+	uint64_t at_ns;		/* CLOCK_REALTIME; 0 on commit: now */
+	const char *reason;	/* 1..SPOOL_TEXT_MAX bytes */
+};
+
+/* A journal note, e.g. an epoch change of a partition. */
+struct spool_note {
+	uint64_t at_ns;		/* CLOCK_REALTIME; 0 on commit: now */
+	unsigned int source;
+	uint32_t partition;
+	uint64_t old_epoch;
+	uint64_t new_epoch;
+	const char *text;	/* NULL or up to SPOOL_TEXT_MAX bytes */
+};
+
+struct spool_stats {
+	uint64_t batches;	/* rows in the spool now */
+	uint64_t records;
+	uint64_t bytes;		/* sum of encoded batch sizes */
+	uint64_t max_bytes;	/* 0: no bound */
+	uint64_t first_id;	/* oldest batch id; 0 when empty */
+	uint64_t last_id;	/* newest batch id ever assigned; 0: never */
+	uint64_t oldest_ns;	/* created_ns of the oldest batch; 0: empty */
+	uint64_t newest_ns;	/* created_ns of the newest batch; 0: empty */
+	uint64_t file_bytes;	/* database + WAL on disk */
+	unsigned int nparts;	/* see spool_part_stats() */
+};
+
+/* Per (source, partition) that has a checkpoint. */
+struct spool_part_stats {
+	unsigned int source;
+	uint32_t partition;
+	uint64_t batches;	/* in the spool now */
+	uint64_t records;
+	uint64_t bytes;
+	struct spool_checkpoint cp;
+};
+
+/*
+ * Open (creating when missing, unless read-only) the spool at o->path and
+ * bring its schema to SPOOL_SCHEMA_VERSION.  Never modifies a file that is
+ * not an evring spool or that fails PRAGMA quick_check, and never wipes
+ * anything.  On failure *@out is untouched and @err (when non-NULL) holds
+ * a one-line reason naming the path.
+ */
+int spool_open(const struct spool_opts *o, struct spool **out,
+	       char *err, size_t errlen);
+
+/*
+ * Open @s's file again in place, as spool_open() would (same options, all
+ * checks), keeping the writer lock throughout.  This is how a spool failed
+ * with ENOSPC resumes once space was freed; a spool failed with anything
+ * else is refused with its errno (restart the process).  On failure @s is
+ * unchanged and @err says why.
+ */
+int spool_reopen(struct spool *s, char *err, size_t errlen);
+
+/* Close; accepts NULL. */
+void spool_close(struct spool *s);
+
+/* Detail of the last failure on @s, "" when none.  Valid until next call. */
+const char *spool_strerror(const struct spool *s);
+
+/* The checkpoint of (@source, @partition), or -ENOENT when it has none. */
+int spool_get_checkpoint(struct spool *s, unsigned int source,
+			 uint32_t partition, struct spool_checkpoint *out);
+
+/*
+ * One transaction, all or nothing: insert the @n batches in order (ids
+ * ascending), move each one's (source, partition) checkpoint to (its
+ * epoch, a->position, its last seq), and insert the @nloss ledger rows and
+ * @nnotes notes.  When it returns 0 all of it is durable (per opts.sync);
+ * on any error none of it is visible, now or after a crash.
+ *
+ * Within one epoch a partition's batches must continue its checkpoint:
+ * first_seq == last_seq + 1, or a loss entry of this call covers the gap
+ * (EINVAL otherwise); overlapping seqs are EEXIST.  A batch of another
+ * epoch starts a new run.  n, nloss and nnotes may each be 0.
+ */
+int spool_commit(struct spool *s, const struct spool_append *a,
+		 unsigned int n, const struct spool_loss *loss,
+		 unsigned int nloss, const struct spool_note *notes,
+		 unsigned int nnotes);
+
+/* Totals, from memory (no query), plus the file size. */
+int spool_stats(struct spool *s, struct spool_stats *out);
+
+/* The @i-th (0 .. nparts - 1, by source then partition); -ENOENT beyond. */
+int spool_part_stats(struct spool *s, unsigned int i,
+		     struct spool_part_stats *out);
+
+/*
+ * Call @cb for every batch with id > @after_id, in id order, streaming (one
+ * batch in memory at a time).  @body is valid only during the call.  A
+ * non-zero return from @cb stops the walk and is returned; 0 after the last
+ * batch.  @cb must not call other spool functions on @s.
+ */
+int spool_foreach_batch(struct spool *s, uint64_t after_id,
+			int (*cb)(uint64_t id, const void *body, size_t len,
+				  void *arg),
+			void *arg);
+
+/* The same for ledger rows, id > @after_id; l->reason valid during cb. */
+int spool_foreach_loss(struct spool *s, uint64_t after_id,
+		       int (*cb)(uint64_t id, const struct spool_loss *l,
+				 void *arg),
+		       void *arg);
+
+/* The same for notes, id > @after_id; n->text valid during cb. */
+int spool_foreach_note(struct spool *s, uint64_t after_id,
+		       int (*cb)(uint64_t id, const struct spool_note *n,
+				 void *arg),
+		       void *arg);
+
+/*
+ * Delete every batch with id <= @upto_id in one transaction (checkpoints,
+ * ledger and notes stay).  Ids are never reused, so later batches keep
+ * ascending ids even when the spool becomes empty.
+ */
+int spool_trim(struct spool *s, uint64_t upto_id);
+
+#endif /* EVRINGD_SPOOL_H */
