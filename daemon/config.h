@@ -45,7 +45,7 @@
 #define CONFIG_DEFAULT_PATH	"/etc/evring/evringd.conf"
 #define CONFIG_DEFAULT_CONTROL_SOCKET	"/run/evring/control.sock"
 
-#define CONFIG_HOST_ID_MAX	64	/* [A-Za-z0-9._-], 1..64 characters */
+#define CONFIG_HOST_ID_MAX	32	/* [A-Za-z0-9._-], 1..32: a batch header field */
 #define CONFIG_PATH_MAX		4096	/* including the NUL */
 #define CONFIG_SUN_PATH_MAX	108	/* sizeof(sun_path), with the NUL */
 #define CONFIG_ALLOW_MAX	32	/* entries in allow_uid / allow_gid */

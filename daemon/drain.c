@@ -61,6 +61,7 @@ void drain_free(struct drain *d)
 
 void drain_reconfigure(struct drain *d, const struct evd_config *c)
 {
+	spool_set_max_bytes(d->spool, c->spool_max_bytes);
 	d->max_records = c->drain_batch_records;
 	d->max_bytes = c->drain_batch_bytes;
 	d->batch_ms = c->drain_batch_ms;

@@ -1138,6 +1138,11 @@ out:
 
 /* --- reading --------------------------------------------------------- */
 
+void spool_set_max_bytes(struct spool *s, uint64_t max_bytes)
+{
+	s->max_bytes = max_bytes;
+}
+
 int spool_stats(struct spool *s, struct spool_stats *out)
 {
 	struct spool_stats st = {

@@ -195,6 +195,13 @@ int spool_commit(struct spool *s, const struct spool_append *a,
 		 unsigned int nloss, const struct spool_note *notes,
 		 unsigned int nnotes);
 
+/*
+ * Change the bound on the sum of batch bytes (spool.max_bytes is live on
+ * SIGHUP).  Lowering it below what the spool holds evicts nothing: commits
+ * get -EDQUOT until trims bring the spool under it.
+ */
+void spool_set_max_bytes(struct spool *s, uint64_t max_bytes);
+
 /* Totals, from memory (no query), plus the file size. */
 int spool_stats(struct spool *s, struct spool_stats *out);
 

@@ -301,7 +301,7 @@ TEST_F(cfg, bad_host_id_is_rejected)
 	ASSERT_REJECTS("[host]\nid = a/b\n",
 		       "2: bad value 'a/b' for host.id: only letters, digits, '.', '_' and '-' allowed");
 	ASSERT_REJECTS("[host]\nid =\n",
-		       "2: bad value '' for host.id: must be 1..64 characters");
+		       "2: bad value '' for host.id: must be 1..32 characters");
 }
 
 TEST_F(cfg, bad_id_lists_are_rejected)
