@@ -276,6 +276,29 @@ static int evd_start(struct evd *e)
 	return drain_flush(e->drain) == -EIO ? -EIO : 0;
 }
 
+#define EVD_STOP_DRAIN_MS 2000
+
+/*
+ * After SIGTERM: commit what was taken, then keep taking and committing
+ * what the rings hold until they are empty or EVD_STOP_DRAIN_MS passed.
+ * Whatever is left stays unreleased in the rings for the next start.
+ */
+static int evd_drain_out(struct evd *e)
+{
+	uint64_t deadline = loop_now_ms() + EVD_STOP_DRAIN_MS;
+	int staged;
+
+	do {
+		if (drain_flush(e->drain))
+			return drain_state(e->drain) == CONTROL_STATE_SPOOL_FULL ?
+			       0 : -EIO;
+		staged = e->kmod ? source_kmod_stage_all(e->kmod) : 0;
+		if (staged < 0)
+			return staged;
+	} while (staged > 0 && loop_now_ms() < deadline);
+	return drain_flush(e->drain) == -EIO ? -EIO : 0;
+}
+
 static void evd_stop(struct evd *e)
 {
 	control_close(e->control);
@@ -349,8 +372,8 @@ int main(int argc, char **argv)
 		ret = loop_run(e.loop);
 		if (!ret && !e.stopping)
 			ret = -EIO;	/* a module stopped the loop: fatal */
-		if (!ret && drain_flush(e.drain) == -EIO)
-			ret = -EIO;
+		if (!ret)
+			ret = evd_drain_out(&e);
 	}
 	evd_stop(&e);
 	return ret ? 1 : 0;

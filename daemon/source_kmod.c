@@ -244,6 +244,22 @@ fail:
 	return ret;
 }
 
+int source_kmod_stage_all(struct source_kmod *k)
+{
+	int staged = 0;
+
+	for (unsigned int i = 0; i < k->nparts; i++) {
+		struct kmod_part *p = &k->parts[i];
+		uint32_t before = p->st.staged_count;
+		int ret = kmod_stage(p);
+
+		if (ret)
+			return ret;
+		staged += p->st.staged_count - before;
+	}
+	return staged;
+}
+
 void source_kmod_close(struct source_kmod *k)
 {
 	if (!k)

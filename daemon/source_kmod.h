@@ -26,6 +26,12 @@ int source_kmod_open(struct loop *l, struct drain *d, const char *device,
 		     struct source_kmod **out, char *err, size_t errlen);
 void source_kmod_close(struct source_kmod *k);
 
+/*
+ * Stage what every ring holds now, within the drain's bounds (for a clean
+ * stop).  Returns the number of records staged, or -errno.
+ */
+int source_kmod_stage_all(struct source_kmod *k);
+
 /* Append one status row per partition; returns how many were added. */
 unsigned int source_kmod_status(struct source_kmod *k,
 				struct control_part_status *rows,
