@@ -119,7 +119,7 @@ check:
 demo:
 	tools/deps
 	$(MAKE) EVRING_VM=1 all
-	tools/vm-run -t 300 tools/demo-kmod
+	tools/vm-run -t 600 tools/demo
 
 bench-kmod:
 	tools/deps
