@@ -75,7 +75,7 @@ struct evring_rec {
 	__u32 len;		/* payload bytes that follow this header */
 	__u32 flags;		/* reserved, 0 */
 	__u64 seq;		/* per partition, gap-free, first record is 1 */
-	__u64 ts_ns;		/* CLOCK_REALTIME at commit (one per call) */
+	__u64 ts_ns;		/* CLOCK_REALTIME, one value per write call */
 	__u32 pid;		/* writer's tgid, in the initial pid namespace */
 	__u32 uid;		/* writer's real uid, in the initial user ns */
 };
