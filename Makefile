@@ -45,8 +45,8 @@ LDLIBS_DAEMON := -lsqlite3 -lzstd -lxxhash -ljansson -linih -lsystemd \
 DTEST_SRCS := $(wildcard selftests/daemon/*_test.c selftests/e2e/*_test.c)
 DTESTS := $(patsubst %.c,$(B)/%,$(DTEST_SRCS))
 
-.PHONY: all deps module userspace selftests check demo bench-kmod clean \
-	checkpatch
+.PHONY: all deps module userspace selftests check demo bench-kmod bench-spool \
+	clean checkpatch
 all: module userspace selftests
 
 deps:
@@ -125,6 +125,11 @@ bench-kmod:
 	tools/deps
 	$(MAKE) EVRING_VM=1 all
 	tools/vm-run -t 1800 bench/run-kmod
+
+bench-spool:
+	tools/deps
+	$(MAKE) EVRING_VM=1 all
+	tools/vm-run -t 1800 bench/run-spool
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean

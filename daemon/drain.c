@@ -99,6 +99,12 @@ bool drain_has_room(const struct drain *d, uint32_t records, size_t bytes)
 	       d->staged_bytes + bytes <= d->max_bytes;
 }
 
+void drain_staged(struct drain *d, uint32_t records, size_t bytes)
+{
+	d->staged_records += records;
+	d->staged_bytes += bytes;
+}
+
 int drain_stream_loss(struct drain_stream *st, uint64_t first_seq,
 		      uint64_t last_seq, const char *reason)
 {

@@ -77,8 +77,11 @@ void drain_free(struct drain *d);
 /* Register a stream; it must outlive the drain. */
 void drain_add_stream(struct drain *d, struct drain_stream *st);
 
-/* May @st stage @records more records of @bytes more bytes now? */
+/* May a source stage @records more records of @bytes more bytes now? */
 bool drain_has_room(const struct drain *d, uint32_t records, size_t bytes);
+
+/* A source staged @records more records of @bytes: counts toward the bounds. */
+void drain_staged(struct drain *d, uint32_t records, size_t bytes);
 
 /*
  * Staging changed: commit now when a bound is reached, else make sure a

@@ -69,6 +69,7 @@ static int kmod_stage(struct kmod_part *p)
 		st->staged_count++;
 		st->staged_last_seq = rec->seq;
 		st->staged_end = evring_consumer_pos(p->c);
+		drain_staged(p->k->drain, 1, size);
 	}
 	evring_consumer_mark_read(p->c);
 	return 0;

@@ -135,6 +135,7 @@ static int client_take(struct sock_client *c)
 	st->staged_count++;
 	st->staged_last_seq = rec->seq;
 	st->staged_end = rec->seq;	/* the socket's position is its seq */
+	drain_staged(s->drain, 1, EVRING_REC_SIZE(n));
 	c->staged++;
 	return 1;
 }
