@@ -10,6 +10,7 @@
  *
  * This file: module parameters, the misc device and its file operations.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/poll.h>

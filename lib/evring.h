@@ -161,7 +161,11 @@ int evring_nl_set_config(struct evring_nl *nl, uint32_t highwater_pct,
 
 /* Join the notify group; then read with evring_nl_next_notice(). */
 int evring_nl_subscribe(struct evring_nl *nl);
-/* Returns 1 with *out filled, 0 on timeout (@timeout_ms, -1 forever). */
+/*
+ * Returns 1 with *out filled, 0 on timeout (@timeout_ms, -1 forever),
+ * -EINVAL before evring_nl_subscribe().  Requests on the same handle do not
+ * disturb queued notices.
+ */
 int evring_nl_next_notice(struct evring_nl *nl, int timeout_ms,
 			  struct evring_notice *out);
 

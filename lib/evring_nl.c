@@ -17,7 +17,8 @@
 #define EVRING_NL_BUF 32768
 
 struct evring_nl {
-	struct mnl_socket *sock;
+	struct mnl_socket *sock;	/* requests and their replies */
+	struct mnl_socket *notify;	/* the notify group, once subscribed */
 	unsigned int portid;
 	unsigned int seq;
 	uint16_t family;
@@ -141,6 +142,8 @@ void evring_nl_close(struct evring_nl *nl)
 		return;
 	if (nl->sock)
 		mnl_socket_close(nl->sock);
+	if (nl->notify)
+		mnl_socket_close(nl->notify);
 	free(nl);
 }
 
@@ -293,15 +296,30 @@ int evring_nl_set_config(struct evring_nl *nl, uint32_t highwater_pct,
 	return evring_nl_talk(nl, nlh, NULL, NULL);
 }
 
+/*
+ * Notices get a socket of their own: on the request socket a multicast
+ * (seq 0, portid 0) would pass libmnl's checks as a reply to whatever
+ * request is in flight, and be lost to evring_nl_next_notice().
+ */
 int evring_nl_subscribe(struct evring_nl *nl)
 {
-	int grp = nl->mcgrp;
+	int grp = nl->mcgrp, ret;
 
 	if (!grp)
 		return -ENOENT;
-	if (mnl_socket_setsockopt(nl->sock, NETLINK_ADD_MEMBERSHIP, &grp,
-				  sizeof(grp)) < 0)
+	if (nl->notify)
+		return 0;
+	nl->notify = mnl_socket_open2(NETLINK_GENERIC, SOCK_CLOEXEC);
+	if (!nl->notify)
 		return -errno;
+	if (mnl_socket_bind(nl->notify, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    mnl_socket_setsockopt(nl->notify, NETLINK_ADD_MEMBERSHIP, &grp,
+				  sizeof(grp)) < 0) {
+		ret = -errno;
+		mnl_socket_close(nl->notify);
+		nl->notify = NULL;
+		return ret;
+	}
 	return 0;
 }
 
@@ -327,18 +345,20 @@ static int evring_nl_notice_cb(const struct nlmsghdr *nlh, void *data)
 int evring_nl_next_notice(struct evring_nl *nl, int timeout_ms,
 			  struct evring_notice *out)
 {
-	struct pollfd pfd = { .fd = mnl_socket_get_fd(nl->sock),
-			      .events = POLLIN };
+	struct pollfd pfd = { .events = POLLIN };
 	struct evring_notice n;
 	ssize_t len;
 	int ret;
 
+	if (!nl->notify)
+		return -EINVAL;
+	pfd.fd = mnl_socket_get_fd(nl->notify);
 	ret = poll(&pfd, 1, timeout_ms);
 	if (ret < 0)
 		return -errno;
 	if (!ret)
 		return 0;
-	len = mnl_socket_recvfrom(nl->sock, nl->buf, sizeof(nl->buf));
+	len = mnl_socket_recvfrom(nl->notify, nl->buf, sizeof(nl->buf));
 	if (len < 0)
 		return -errno;
 	/* One notification per datagram; seq 0 and portid 0 (the kernel). */
