@@ -114,6 +114,7 @@ check:
 	-tools/check-report build -- tools/check-build
 	-tools/check-report daemon -- selftests/daemon/run
 	-tools/check-report kmod -- tools/vm-run -t 900 selftests/kmod/run
+	-tools/check-report e2e -- tools/vm-run -t 1200 selftests/e2e/run
 	tools/check-report --summary
 
 demo:

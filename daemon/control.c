@@ -201,6 +201,13 @@ static json_t *error_response(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/*
+	 * Messages quote what a client sent, cut to a length: that may split
+	 * a UTF-8 sequence, which jansson refuses.  Keep them ASCII.
+	 */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
 	return json_pack("{s:b,s:s?}", "ok", 0, "error", msg);
 }
 
@@ -224,19 +231,29 @@ static const char *state_name(enum control_state s)
 
 static json_t *part_json(const struct control_part_status *p)
 {
-	return json_pack("{s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}",
-			 "source", jname(p->source, sizeof(p->source)),
-			 "partition", (json_int_t)p->partition,
-			 "epoch", jepoch(p->epoch),
-			 "ring_fill", ju64(p->ring_fill),
-			 "ring_size", ju64(p->ring_size),
-			 "fill_pct", jpct(p->ring_fill, p->ring_size),
-			 "read_pos", ju64(p->read_pos),
-			 "release_pos", ju64(p->release_pos),
-			 "spool_batches", ju64(p->spool_batches),
-			 "spool_records", ju64(p->spool_records),
-			 "last_seq", ju64(p->last_seq),
-			 "writers_blocked", (json_int_t)p->writers_blocked);
+	json_t *j = json_pack("{s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}",
+			      "source", jname(p->source, sizeof(p->source)),
+			      "partition", (json_int_t)p->partition,
+			      "epoch", jepoch(p->epoch),
+			      "ring_fill", ju64(p->ring_fill),
+			      "ring_size", ju64(p->ring_size),
+			      "fill_pct", jpct(p->ring_fill, p->ring_size),
+			      "read_pos", ju64(p->read_pos),
+			      "release_pos", ju64(p->release_pos),
+			      "spool_batches", ju64(p->spool_batches),
+			      "spool_records", ju64(p->spool_records),
+			      "last_seq", ju64(p->last_seq),
+			      "writers_blocked", (json_int_t)p->writers_blocked);
+
+	/* A BPF capture also says what its programs counted. */
+	if (j && p->capture[0]) {
+		json_object_set_new(j, "capture",
+				    jname(p->capture, sizeof(p->capture)));
+		json_object_set_new(j, "events", ju64(p->events));
+		json_object_set_new(j, "drops", ju64(p->drops));
+		json_object_set_new(j, "shed", ju64(p->shed));
+	}
+	return j;
 }
 
 static json_t *cmd_status(struct control *ctl, json_t *req)

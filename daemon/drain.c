@@ -59,11 +59,20 @@ void drain_free(struct drain *d)
 	free(d);
 }
 
+/*
+ * A commit never exceeds a quarter of the spool's bound (so it can always
+ * fit once the spool drains) nor half a batch body: whatever the bounds
+ * configured, no commit can fail for its size alone.
+ */
 void drain_reconfigure(struct drain *d, const struct evd_config *c)
 {
+	uint64_t cap = c->spool_max_bytes / 4;
+
+	if (cap > BATCH_BODY_MAX / 2)
+		cap = BATCH_BODY_MAX / 2;
 	spool_set_max_bytes(d->spool, c->spool_max_bytes);
 	d->max_records = c->drain_batch_records;
-	d->max_bytes = c->drain_batch_bytes;
+	d->max_bytes = c->drain_batch_bytes < cap ? c->drain_batch_bytes : cap;
 	d->batch_ms = c->drain_batch_ms;
 }
 

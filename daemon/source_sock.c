@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* source_sock: see source_sock.h. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,17 @@ static int client_ack(struct sock_client *c)
 	} else {
 		c->ack_pending = false;
 	}
-	return loop_mod_fd(c->s->loop, c->fd, client_events(c));
+	/* A paused source's clients are out of the loop (sock_pause). */
+	return c->s->paused ? 0 : loop_mod_fd(c->s->loop, c->fd,
+						  client_events(c));
+}
+
+/* After recv() returned 0: end of file, or an empty message? */
+static bool client_hung_up(const struct sock_client *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLRDHUP };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
 }
 
 /*
@@ -120,7 +131,7 @@ static int client_take(struct sock_client *c)
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 	if (n == 0)
-		return -EPIPE;
+		return client_hung_up(c) ? -EPIPE : -EINVAL;	/* empty event */
 	if ((size_t)n > s->max_event)
 		return -EMSGSIZE;
 	memset((uint8_t *)(rec + 1) + n, 0, EVRING_REC_SIZE(n) - sizeof(*rec) - n);
@@ -195,7 +206,8 @@ static void sock_on_accept(struct loop *l, int fd, uint32_t events,
 	c->fd = cfd;
 	c->pid = cred.pid;
 	c->uid = cred.uid;
-	if (loop_add_fd(l, cfd, client_events(c), client_on_event, c))
+	if (!s->paused &&
+	    loop_add_fd(l, cfd, client_events(c), client_on_event, c))
 		goto drop;
 	c->next = s->clients;
 	s->clients = c;
@@ -223,14 +235,26 @@ static void sock_committed(struct drain_stream *st, uint64_t end,
 	}
 }
 
+/*
+ * While paused, clients are taken out of the loop altogether: epoll reports
+ * a hang-up even for an fd registered with no events, and a paused source
+ * must not read, so it would spin.  Their queued events wait in the socket.
+ */
 static void sock_pause(struct drain_stream *st, bool paused)
 {
 	struct source_sock *s = st->owner;
-	struct sock_client *c;
+	struct sock_client *c, *next;
 
 	s->paused = paused;
-	for (c = s->clients; c; c = c->next)
-		loop_mod_fd(s->loop, c->fd, client_events(c));
+	for (c = s->clients; c; c = next) {
+		next = c->next;
+		if (paused) {
+			loop_del_fd(s->loop, c->fd);
+		} else if (loop_add_fd(s->loop, c->fd, client_events(c),
+				       client_on_event, c)) {
+			client_close(c);
+		}
+	}
 }
 
 static const struct drain_stream_ops sock_ops = {

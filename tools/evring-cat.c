@@ -58,14 +58,17 @@ static void print_record(const struct part *p, const struct evring_rec *r)
 	putchar('\n');
 }
 
-/* Take what is there, print it, release it. Returns records taken. */
-static long drain(struct part *p, bool quiet)
+/*
+ * Take what is there, up to @max records, print it, release it.  Returns
+ * the records taken.
+ */
+static long drain(struct part *p, bool quiet, unsigned long max)
 {
 	const struct evring_rec *r;
-	long n = 0;
+	unsigned long n = 0;
 	int ret;
 
-	while ((r = evring_consumer_next(p->c))) {
+	while (n < max && (r = evring_consumer_next(p->c))) {
 		if (!p->records)
 			p->first_seq = r->seq;
 		p->last_seq = r->seq;
@@ -78,7 +81,7 @@ static long drain(struct part *p, bool quiet)
 		return 0;
 	fflush(stdout);
 	ret = evring_consumer_release(p->c, evring_consumer_pos(p->c));
-	return ret ? ret : n;
+	return ret ? ret : (long)n;
 }
 
 int main(int argc, char **argv)
@@ -144,7 +147,7 @@ int main(int argc, char **argv)
 		long got = 0;
 
 		for (i = 0; i < n; i++) {
-			long r = drain(&parts[i], quiet);
+			long r = drain(&parts[i], quiet, count - total - got);
 
 			if (r < 0) {
 				fprintf(stderr, "evring-cat: release failed: %s\n",
