@@ -73,6 +73,11 @@ struct control_part_status {
 	uint64_t spool_records;
 	uint64_t last_seq;		/* last sequence spooled */
 	uint32_t writers_blocked;	/* writers asleep for ring space now */
+	/* A BPF capture ("bpf", partition = capture id); capture "" otherwise. */
+	char capture[CONTROL_NAME_MAX];	/* "exec", "open", ... */
+	uint64_t events;		/* written to the ring by its programs */
+	uint64_t drops;			/* lost because the ring was full */
+	uint64_t shed;			/* lost because it was being shed */
 };
 
 struct control_status {
