@@ -79,7 +79,7 @@ $(B)/bin/%: tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS_LIB)
 
-$(B)/bench/%: bench/%.c $(LIB)
+$(B)/bench/%: bench/%.c bench/bench_util.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS_LIB)
 

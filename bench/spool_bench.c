@@ -83,6 +83,7 @@
 #include <unistd.h>
 
 #include "evring.h"
+#include "bench_util.h"
 #include "../selftests/kmod/evring_module.h"
 
 #define SB_MAX_WRITERS	4
@@ -200,14 +201,6 @@ static struct {
 };
 
 static FILE *sink_log;		/* OUTDIR/sinks.log: the sinks' stderr */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
 
 static void sleep_ms(unsigned int ms)
 {
@@ -1094,19 +1087,6 @@ struct sb_summary {
 	double wamp_med;	/* sink write(2) bytes per payload byte */
 };
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void summarize(const struct sb_result *runs, unsigned int n,
 		      unsigned int size, unsigned int count,
 		      struct sb_summary *s)
@@ -1147,22 +1127,6 @@ static const char *size_label(unsigned int size, char *buf, size_t len)
 		snprintf(buf, len, "%u KiB", size / 1024);
 	else
 		snprintf(buf, len, "%u B", size);
-	return buf;
-}
-
-/* Events/s with three significant digits and a k/M suffix. */
-static const char *rate_label(double v, char *buf, size_t len)
-{
-	const char *unit = "";
-
-	if (v >= 1e6) {
-		v /= 1e6;
-		unit = " M";
-	} else if (v >= 1e3) {
-		v /= 1e3;
-		unit = " k";
-	}
-	snprintf(buf, len, "%.*f%s", v >= 100 ? 0 : v >= 10 ? 1 : 2, v, unit);
 	return buf;
 }
 
@@ -1347,40 +1311,6 @@ static FILE *out_open(const char *name, const char *mode)
 }
 
 /* --- options and main ----------------------------------------------------- */
-
-static int parse_uint(const char *s, unsigned long max, unsigned int *out)
-{
-	unsigned long v;
-	char *end;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v > max || *s == '-')
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-/* "a,b,c" into @v[0..max); returns the count or -EINVAL. */
-static int parse_list(const char *arg, unsigned long lo, unsigned long hi,
-		      unsigned int *v, unsigned int max)
-{
-	char *s = strdup(arg), *save = NULL, *tok;
-	unsigned int n = 0;
-	int ret = 0;
-
-	if (!s)
-		return -ENOMEM;
-	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (n == max || parse_uint(tok, hi, &v[n]) || v[n] < lo) {
-			ret = -EINVAL;
-			break;
-		}
-		n++;
-	}
-	free(s);
-	return ret ? ret : (n ? (int)n : -EINVAL);
-}
 
 static int method_by_name(const char *name, size_t len)
 {
