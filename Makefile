@@ -41,12 +41,22 @@ DAEMON_OBJS := $(patsubst %.c,$(B)/%.o,$(DAEMON_SRCS))
 DAEMON_LIB := $(B)/daemon/libevringd.a
 DAEMON_BINS := $(patsubst daemon/%.c,$(B)/bin/%,$(wildcard $(DAEMON_MAINS)))
 LDLIBS_DAEMON := -lsqlite3 -lzstd -lxxhash -ljansson -linih -lsystemd \
-		 $(LDLIBS_LIB)
+		 -lbpf -lelf -lz $(LDLIBS_LIB)
 DTEST_SRCS := $(wildcard selftests/daemon/*_test.c selftests/e2e/*_test.c)
 DTESTS := $(patsubst %.c,$(B)/%,$(DTEST_SRCS))
 
+# The BPF capture programs, the libbpf-bootstrap way: vmlinux.h from this
+# machine's BTF (CO-RE relocates the object to the running kernel's at
+# load), the object, then its skeleton, which daemon/source_bpf.c includes.
+BPF_CLANG ?= clang
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+BPF_OBJ := $(B)/bpf/evring_capture.bpf.o
+BPF_SKEL := $(B)/bpf/evring_capture.skel.h
+BTEST_SRCS := $(wildcard selftests/bpf/*_test.c)
+BTESTS := $(patsubst %.c,$(B)/%,$(BTEST_SRCS))
+
 .PHONY: all deps module userspace selftests check demo bench-kmod bench-spool \
-	clean checkpatch
+	bench-bpf clean checkpatch
 all: module userspace selftests
 
 deps:
@@ -60,6 +70,21 @@ userspace: $(LIB) $(TOOLS) $(BENCHES) $(DAEMON_BINS)
 $(B)/daemon/%.o: daemon/%.c $(wildcard daemon/*.h) lib/evring.h uapi/linux/evring.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Idaemon -c -o $@ $<
+
+$(B)/bpf/vmlinux.h: $(VMLINUX_BTF)
+	@mkdir -p $(dir $@)
+	bpftool btf dump file $< format c >$@.tmp && mv $@.tmp $@
+
+$(BPF_OBJ): bpf/evring_capture.bpf.c bpf/capture.h $(B)/bpf/vmlinux.h
+	$(BPF_CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
+		-I$(B)/bpf -Ibpf -c -o $@ $<
+
+$(BPF_SKEL): $(BPF_OBJ)
+	bpftool gen skeleton $< name evring_capture >$@.tmp && mv $@.tmp $@
+
+$(DAEMON_OBJS): CFLAGS += -Ibpf -I$(B)/bpf
+$(B)/daemon/config.o: bpf/capture.h
+$(B)/daemon/source_bpf.o: bpf/capture.h $(BPF_SKEL)
 
 $(DAEMON_LIB): $(DAEMON_OBJS)
 	$(AR) rcs $@ $^
@@ -86,7 +111,7 @@ $(B)/bench/%: bench/%.c bench/bench_util.h $(LIB)
 $(HARNESS):
 	tools/deps
 
-selftests: $(KTESTS) $(DTESTS)
+selftests: $(KTESTS) $(DTESTS) $(BTESTS)
 
 $(B)/selftests/daemon/%: selftests/daemon/%.c $(wildcard selftests/daemon/*.h) $(DAEMON_LIB) $(LIB) $(HARNESS)
 	@mkdir -p $(dir $@)
@@ -95,6 +120,10 @@ $(B)/selftests/daemon/%: selftests/daemon/%.c $(wildcard selftests/daemon/*.h) $
 $(B)/selftests/e2e/%: selftests/e2e/%.c $(wildcard selftests/e2e/*.h) $(DAEMON_LIB) $(LIB) $(HARNESS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Idaemon -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
+
+$(B)/selftests/bpf/%: selftests/bpf/%.c $(wildcard selftests/bpf/*.h) bpf/capture.h $(BPF_SKEL) $(DAEMON_LIB) $(LIB) $(HARNESS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Idaemon -Ibpf -I$(B)/bpf -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
 
 $(B)/selftests/kmod/%: selftests/kmod/%.c selftests/kmod/*.h $(LIB) $(HARNESS)
 	@mkdir -p $(dir $@)
@@ -114,6 +143,8 @@ check:
 	-tools/check-report build -- tools/check-build
 	-tools/check-report daemon -- selftests/daemon/run
 	-tools/check-report kmod -- tools/vm-run -t 900 selftests/kmod/run
+	-tools/check-report bpf -- selftests/bpf/run
+	-tools/check-report bpf-vm -- tools/vm-run -t 1200 selftests/bpf/run
 	-tools/check-report e2e -- tools/vm-run -t 1200 selftests/e2e/run
 	tools/check-report --summary
 
@@ -131,6 +162,12 @@ bench-spool:
 	tools/deps
 	$(MAKE) EVRING_VM=1 all
 	tools/vm-run -t 1800 bench/run-spool
+
+# On the host (root), not in the VM: see bench/run-bpf.
+bench-bpf:
+	tools/deps
+	$(MAKE) userspace
+	bench/run-bpf
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean

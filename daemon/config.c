@@ -26,7 +26,14 @@
 
 #include <ini.h>
 
+#include "capture.h"
 #include "config.h"
+
+_Static_assert(EVRING_BPF_NR_CAPTURES <= CONFIG_BPF_CAPTURES_MAX,
+	       "capture ids fit the masks");
+_Static_assert(CONFIG_BPF_PREFIX_MAX == EVRING_BPF_PREFIX_MAX &&
+	       CONFIG_BPF_LIST_MAX == EVRING_BPF_PREFIXES,
+	       "bpf.open_prefixes fits the open_prefix map");
 
 /* --- value parsers ---------------------------------------------------- */
 
@@ -325,6 +332,176 @@ static int parse_gids(const struct key *k, const char *v,
 			 why, len);
 }
 
+/* "yes" or "no", into a uint32_t (1 or 0). */
+static int parse_bool(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	if (strcmp(v, "yes") && strcmp(v, "no"))
+		return fail(why, len, "expected 'yes' or 'no'");
+	*(uint32_t *)field(k, c) = !strcmp(v, "yes");
+	return 0;
+}
+
+/* A size that is a power of two, into a uint32_t. */
+static int parse_pow2(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	uint64_t n;
+	int err;
+
+	err = parse_number(v, true, &n, why, len);
+	if (!err)
+		err = check_range(k, n, true, why, len);
+	if (err)
+		return err;
+	if (n & (n - 1))
+		return fail(why, len, "not a power of two");
+	*(uint32_t *)field(k, c) = (uint32_t)n;
+	return 0;
+}
+
+/*
+ * Calls @fn for each entry of a list separated by commas and/or spaces;
+ * stops at its first error.
+ */
+static int for_each_entry(const char *v, char *why, size_t len,
+			  int (*fn)(const char *tok, void *arg, char *why,
+				    size_t len),
+			  void *arg)
+{
+	char tok[CONFIG_PATH_MAX];
+
+	while (*v) {
+		size_t tl = strcspn(v, ", \t");
+		int err;
+
+		if (tl == 0) {
+			v++;
+			continue;
+		}
+		if (tl >= sizeof(tok))
+			return fail(why, len, "entry too long");
+		memcpy(tok, v, tl);
+		tok[tl] = '\0';
+		v += tl;
+		err = fn(tok, arg, why, len);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static const char *const capture_names[] = EVRING_BPF_CAPTURE_NAMES;
+
+struct ids_acc {
+	struct config_bpf_ids ids;
+};
+
+/* One capture name, appended to the ids unless already there. */
+static int add_capture(const char *tok, void *arg, char *why, size_t len)
+{
+	struct ids_acc *a = arg;
+	unsigned int i;
+
+	for (i = 0; i < EVRING_BPF_NR_CAPTURES; i++)
+		if (!strcmp(tok, capture_names[i]))
+			break;
+	if (i == EVRING_BPF_NR_CAPTURES)
+		return fail(why, len,
+			    "unknown capture '%s' (expected exec, exit, connect, accept or open)",
+			    tok);
+	for (unsigned int j = 0; j < a->ids.n; j++)
+		if (a->ids.id[j] == i)
+			return 0;
+	a->ids.id[a->ids.n++] = i;
+	return 0;
+}
+
+/* Capture names, into a mask (bpf.captures). */
+static int parse_captures(const struct key *k, const char *v,
+			  struct evd_config *c, char *why, size_t len)
+{
+	struct ids_acc a = { 0 };
+	uint32_t mask = 0;
+	int err;
+
+	err = for_each_entry(v, why, len, add_capture, &a);
+	if (err)
+		return err;
+	for (unsigned int i = 0; i < a.ids.n; i++)
+		mask |= 1u << a.ids.id[i];
+	*(uint32_t *)field(k, c) = mask;
+	return 0;
+}
+
+/* Capture names, in order (bpf.shed). */
+static int parse_capture_list(const struct key *k, const char *v,
+			      struct evd_config *c, char *why, size_t len)
+{
+	struct ids_acc a = { 0 };
+	int err;
+
+	err = for_each_entry(v, why, len, add_capture, &a);
+	if (!err)
+		*(struct config_bpf_ids *)field(k, c) = a.ids;
+	return err;
+}
+
+struct paths_acc {
+	struct config_bpf_paths paths;
+	size_t max_len;
+};
+
+static int add_path(const char *tok, void *arg, char *why, size_t len)
+{
+	struct paths_acc *a = arg;
+	size_t n = strlen(tok);
+
+	if (tok[0] != '/')
+		return fail(why, len, "'%s' is not an absolute path", tok);
+	if (n > a->max_len)
+		return fail(why, len, "'%s' is longer than %zu characters",
+			    tok, a->max_len);
+	for (unsigned int i = 0; i < a->paths.n; i++)
+		if (!strcmp(a->paths.path[i], tok))
+			return 0;
+	if (a->paths.n == CONFIG_BPF_LIST_MAX)
+		return fail(why, len, "too many entries (max %d)",
+			    CONFIG_BPF_LIST_MAX);
+	memcpy(a->paths.path[a->paths.n++], tok, n + 1);
+	return 0;
+}
+
+/* Absolute paths of at most k->max characters each (bpf.open_prefixes...). */
+static int parse_path_list(const struct key *k, const char *v,
+			   struct evd_config *c, char *why, size_t len)
+{
+	struct paths_acc *a = calloc(1, sizeof(*a));
+	int err;
+
+	if (!a)
+		return fail(why, len, "out of memory");
+	a->max_len = k->max;
+	err = for_each_entry(v, why, len, add_path, a);
+	if (!err)
+		*(struct config_bpf_paths *)field(k, c) = a->paths;
+	free(a);
+	return err;
+}
+
+/* uids or user names, in order, duplicates folded (bpf.uids). */
+static int parse_id_list(const struct key *k, const char *v,
+			 struct evd_config *c, char *why, size_t len)
+{
+	struct config_bpf_ids ids = { 0 };
+	int err;
+
+	err = parse_ids(v, false, ids.id, &ids.n, why, len);
+	if (!err)
+		*(struct config_bpf_ids *)field(k, c) = ids;
+	return err;
+}
+
 /* --- the keys --------------------------------------------------------- */
 
 #define KEY(sec, nm, fn, f, how) \
@@ -364,6 +541,23 @@ static const struct key keys[] = {
 	{ KEY("control", "allow_uid", parse_uids, allow_uid, CMP_UIDS),
 	  .live = true },
 	{ KEY("control", "allow_gid", parse_gids, allow_gid, CMP_GIDS),
+	  .live = true },
+	{ KEY("bpf", "enable", parse_bool, bpf_enable, CMP_MEM) },
+	{ KEY("bpf", "captures", parse_captures, bpf_captures, CMP_MEM),
+	  .live = true },
+	{ KEY("bpf", "ring_size", parse_pow2, bpf_ring_size, CMP_MEM),
+	  RANGE(CONFIG_BPF_RING_MIN, CONFIG_BPF_RING_MAX) },
+	{ KEY("bpf", "pin_path", parse_path, bpf_pin_path, CMP_STR) },
+	{ KEY("bpf", "open_prefixes", parse_path_list, bpf_open_prefixes,
+	      CMP_MEM),
+	  RANGE(1, CONFIG_BPF_PREFIX_MAX), .live = true },
+	{ KEY("bpf", "uids", parse_id_list, bpf_uids, CMP_MEM), .live = true },
+	{ KEY("bpf", "cgroups", parse_path_list, bpf_cgroups, CMP_MEM),
+	  RANGE(1, CONFIG_BPF_CGROUP_MAX - 1), .live = true },
+	{ KEY("bpf", "shed", parse_capture_list, bpf_shed, CMP_MEM),
+	  .live = true },
+	{ KEY("bpf", "shed_fill_pct", parse_u32, bpf_shed_fill_pct, CMP_MEM),
+	  RANGE(CONFIG_BPF_SHED_PCT_MIN, CONFIG_BPF_SHED_PCT_MAX),
 	  .live = true },
 };
 
@@ -441,6 +635,16 @@ void config_init(struct evd_config *c)
 	c->allow_uid[c->nr_allow_uid++] = 0;
 	if (geteuid() != 0)
 		c->allow_uid[c->nr_allow_uid++] = geteuid();
+	c->bpf_captures = (1u << EVRING_BPF_NR_CAPTURES) - 1;
+	c->bpf_ring_size = 4u << 20;
+	strcpy(c->bpf_pin_path, "/sys/fs/bpf/evring");
+	c->bpf_open_prefixes.n = 1;
+	strcpy(c->bpf_open_prefixes.path[0], "/etc/");
+	c->bpf_shed.n = 3;
+	c->bpf_shed.id[0] = EVRING_BPF_OPEN;
+	c->bpf_shed.id[1] = EVRING_BPF_CONNECT;
+	c->bpf_shed.id[2] = EVRING_BPF_ACCEPT;
+	c->bpf_shed_fill_pct = 50;
 }
 
 /* --- the file --------------------------------------------------------- */

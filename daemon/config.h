@@ -49,6 +49,10 @@
 #define CONFIG_PATH_MAX		4096	/* including the NUL */
 #define CONFIG_SUN_PATH_MAX	108	/* sizeof(sun_path), with the NUL */
 #define CONFIG_ALLOW_MAX	32	/* entries in allow_uid / allow_gid */
+#define CONFIG_BPF_LIST_MAX	8	/* entries in bpf.open_prefixes, bpf.cgroups */
+#define CONFIG_BPF_PREFIX_MAX	124	/* bytes of one bpf.open_prefixes entry */
+#define CONFIG_BPF_CGROUP_MAX	256	/* bytes of one bpf.cgroups entry, with the NUL */
+#define CONFIG_BPF_CAPTURES_MAX	8	/* capture ids are 0..7 */
 
 /* Bounds, inclusive. */
 #define CONFIG_SPOOL_MAX_BYTES_MIN	(1ull << 20)		/* 1M */
@@ -63,15 +67,33 @@
 #define CONFIG_SOCKET_CLIENTS_MAX	4096u
 #define CONFIG_SOCKET_EVENT_MIN		1u
 #define CONFIG_SOCKET_EVENT_MAX		(16u << 20)		/* 16M */
+#define CONFIG_BPF_RING_MIN		(4u << 10)	/* 4K, a power of two */
+#define CONFIG_BPF_RING_MAX		(1u << 30)	/* 1G */
+#define CONFIG_BPF_SHED_PCT_MIN		1u
+#define CONFIG_BPF_SHED_PCT_MAX		100u
 
 /* Keys SIGHUP may change in a running daemon; every other key is fixed. */
 #define CONFIG_LIVE_KEYS \
 	"spool.max_bytes drain.batch_records drain.batch_bytes " \
-	"drain.batch_ms control.allow_uid control.allow_gid"
+	"drain.batch_ms control.allow_uid control.allow_gid " \
+	"bpf.captures bpf.open_prefixes bpf.uids bpf.cgroups bpf.shed " \
+	"bpf.shed_fill_pct"
 
 enum config_sync {
 	CONFIG_SYNC_FULL,	/* PRAGMA synchronous=FULL: survives power loss */
 	CONFIG_SYNC_NORMAL,	/* =NORMAL: WAL, survives a daemon crash only */
+};
+
+/* A list of paths; entries past n are all zero (so lists compare bytewise). */
+struct config_bpf_paths {
+	unsigned int n;
+	char path[CONFIG_BPF_LIST_MAX][CONFIG_BPF_CGROUP_MAX];
+};
+
+/* A list of numeric ids, in order; entries past n are zero. */
+struct config_bpf_ids {
+	unsigned int n;
+	uint32_t id[CONFIG_ALLOW_MAX];
 };
 
 struct evd_config {
@@ -100,6 +122,18 @@ struct evd_config {
 	unsigned int nr_allow_uid;		/* 0: nobody by uid */
 	gid_t allow_gid[CONFIG_ALLOW_MAX];	/* none; live */
 	unsigned int nr_allow_gid;
+
+	/* [bpf]: kernel events captured by eBPF programs (docs/BPF.md) */
+	uint32_t bpf_enable;			/* 0 ("no") */
+	uint32_t bpf_captures;			/* bit per capture id: all; live */
+	uint32_t bpf_ring_size;			/* 4M, a power of two */
+	char bpf_pin_path[CONFIG_PATH_MAX];	/* /sys/fs/bpf/evring */
+	struct config_bpf_paths bpf_open_prefixes;	/* /etc/; live */
+	struct config_bpf_ids bpf_uids;		/* none: every uid; live */
+	struct config_bpf_paths bpf_cgroups;	/* none: every cgroup; live */
+	struct config_bpf_ids bpf_shed;		/* capture ids, shed first first:
+						 * open connect accept; live */
+	uint32_t bpf_shed_fill_pct;		/* 50; live */
 };
 
 /* Fill *c with the defaults: what evringd runs on with no file. */

@@ -288,6 +288,28 @@ static const char *human_ms(json_int_t ms, char *buf, size_t len)
 	return buf;
 }
 
+/* The BPF captures among the partitions, with what their programs counted. */
+static void show_captures(json_t *parts)
+{
+	json_t *p;
+	size_t i;
+	bool head = false;
+
+	json_array_foreach(parts, i, p) {
+		if (!json_is_string(json_object_get(p, "capture")))
+			continue;
+		if (!head)
+			printf("\n%-8s %4s %14s %12s %12s %7s\n", "CAPTURE",
+			       "PART", "EVENTS", "DROPS", "SHED", "FILL");
+		head = true;
+		printf("%-8s %4lld %14lld %12lld %12lld %6.1f%%\n",
+		       jstr(p, "capture"), (long long)jint(p, "partition"),
+		       (long long)jint(p, "events"), (long long)jint(p, "drops"),
+		       (long long)jint(p, "shed"),
+		       json_number_value(json_object_get(p, "fill_pct")));
+	}
+}
+
 static void show_status(json_t *r)
 {
 	json_t *parts = json_object_get(r, "partitions"), *p;
@@ -321,6 +343,7 @@ static void show_status(json_t *r)
 		       (long long)jint(p, "last_seq"),
 		       (long long)jint(p, "writers_blocked"));
 	}
+	show_captures(parts);
 }
 
 static void show_spool(json_t *r)

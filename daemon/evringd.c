@@ -25,6 +25,7 @@
 #include "drain.h"
 #include "log.h"
 #include "loop.h"
+#include "source_bpf.h"
 #include "source_kmod.h"
 #include "source_sock.h"
 #include "spool.h"
@@ -41,6 +42,7 @@ struct evd {
 	struct drain *drain;
 	struct source_kmod *kmod;
 	struct source_sock *sock;
+	struct source_bpf *bpf;
 	struct control *control;
 	uint64_t started_ms;
 	bool stopping;
@@ -97,6 +99,8 @@ static void evd_on_hup(struct loop *l, int signo, void *arg)
 	e->cfg = fresh;
 	drain_reconfigure(e->drain, &e->cfg);
 	control_reconfigure(e->control, &e->cfg);
+	if (e->bpf && source_bpf_reconfigure(e->bpf, &e->cfg, err, sizeof(err)))
+		log_error("reload: bpf source: %s", err);
 	log_info("reload: applied %s", keys);
 }
 
@@ -127,6 +131,9 @@ static int evd_status(void *arg, struct control_status *out)
 	if (e->sock)
 		n += source_sock_status(e->sock, out->parts + n,
 					CONTROL_PARTS_MAX - n);
+	if (e->bpf)
+		n += source_bpf_status(e->bpf, out->parts + n,
+				       CONTROL_PARTS_MAX - n);
 	out->nr_parts = n;
 	if (spool_stats(s, &ss))
 		return 0;
@@ -261,6 +268,17 @@ static int evd_start(struct evd *e)
 			return ret;
 		}
 	}
+	if (e->cfg.bpf_enable) {
+		/* Kernel capture is an addition: without BPF, run without it. */
+		ret = source_bpf_open(e->loop, e->drain, &e->cfg, &e->bpf, err,
+				      sizeof(err));
+		if (ret == -EOPNOTSUPP || ret == -EPROTO) {
+			log_warn("bpf source off: %s", err);
+		} else if (ret) {
+			log_error("bpf source: %s", err);
+			return ret;
+		}
+	}
 	ret = control_open(e->loop, NULL, &e->cfg, &evd_control_ops, e,
 			   &e->control);
 	if (ret) {
@@ -293,6 +311,11 @@ static int evd_drain_out(struct evd *e)
 			return drain_state(e->drain) == CONTROL_STATE_SPOOL_FULL ?
 			       0 : -EIO;
 		staged = e->kmod ? source_kmod_stage_all(e->kmod) : 0;
+		if (staged >= 0 && e->bpf) {
+			int more = source_bpf_stage_all(e->bpf);
+
+			staged = more < 0 ? more : staged + more;
+		}
 		if (staged < 0)
 			return staged;
 	} while (staged > 0 && loop_now_ms() < deadline);
@@ -303,6 +326,7 @@ static void evd_stop(struct evd *e)
 {
 	control_close(e->control);
 	source_sock_close(e->sock);
+	source_bpf_close(e->bpf);
 	source_kmod_close(e->kmod);
 	if (e->drain)
 		e->spool = drain_spool(e->drain);
