@@ -94,6 +94,20 @@ static void assert_defaults(struct __test_metadata *_metadata,
 	ASSERT_EQ(0u, c->allow_uid[0]);
 	ASSERT_EQ(geteuid(), c->allow_uid[c->nr_allow_uid - 1]);
 	ASSERT_EQ(0u, c->nr_allow_gid);
+	ASSERT_EQ(0u, c->bpf_enable);
+	ASSERT_EQ(0x1fu, c->bpf_captures);
+	ASSERT_EQ(4u << 20, c->bpf_ring_size);
+	ASSERT_STREQ("/sys/fs/bpf/evring", c->bpf_pin_path);
+	ASSERT_EQ(1u, c->bpf_open_prefixes.n);
+	ASSERT_STREQ("/etc/", c->bpf_open_prefixes.path[0]);
+	ASSERT_EQ(0u, c->bpf_uids.n);
+	ASSERT_EQ(0u, c->bpf_cgroups.n);
+	/* open, connect, accept: capture ids 4, 2, 3. */
+	ASSERT_EQ(3u, c->bpf_shed.n);
+	ASSERT_EQ(4u, c->bpf_shed.id[0]);
+	ASSERT_EQ(2u, c->bpf_shed.id[1]);
+	ASSERT_EQ(3u, c->bpf_shed.id[2]);
+	ASSERT_EQ(50u, c->bpf_shed_fill_pct);
 }
 
 TEST_F(cfg, init_gives_the_documented_defaults)
@@ -138,7 +152,17 @@ TEST_F(cfg, full_file_sets_every_key)
 		"[control]\n"
 		"socket = /run/x/ctl.sock\n"
 		"allow_uid = 0, 1000 1001,root\n"
-		"allow_gid = 4242\n"));
+		"allow_gid = 4242\n"
+		"[bpf]\n"
+		"enable = yes\n"
+		"captures = exec, open\n"
+		"ring_size = 64K\n"
+		"pin_path = /sys/fs/bpf/other\n"
+		"open_prefixes = /etc/ssh/ /srv/data,/etc/ssh/\n"
+		"uids = 0 1000\n"
+		"cgroups = /system.slice/a.service\n"
+		"shed = accept open\n"
+		"shed_fill_pct = 90\n"));
 	ASSERT_STREQ("web-01.example", self->c.host_id);
 	ASSERT_STREQ("/srv/evring/spool.db", self->c.spool_path);
 	ASSERT_EQ(CONFIG_SYNC_NORMAL, (int)self->c.spool_synchronous);
@@ -158,6 +182,23 @@ TEST_F(cfg, full_file_sets_every_key)
 	ASSERT_EQ(1001u, self->c.allow_uid[2]);
 	ASSERT_EQ(1u, self->c.nr_allow_gid);
 	ASSERT_EQ(4242u, self->c.allow_gid[0]);
+	ASSERT_EQ(1u, self->c.bpf_enable);
+	ASSERT_EQ((1u << 0) | (1u << 4), self->c.bpf_captures);
+	ASSERT_EQ(64u << 10, self->c.bpf_ring_size);
+	ASSERT_STREQ("/sys/fs/bpf/other", self->c.bpf_pin_path);
+	/* Duplicates fold; entries past n stay zero. */
+	ASSERT_EQ(2u, self->c.bpf_open_prefixes.n);
+	ASSERT_STREQ("/etc/ssh/", self->c.bpf_open_prefixes.path[0]);
+	ASSERT_STREQ("/srv/data", self->c.bpf_open_prefixes.path[1]);
+	ASSERT_STREQ("", self->c.bpf_open_prefixes.path[2]);
+	ASSERT_EQ(2u, self->c.bpf_uids.n);
+	ASSERT_EQ(1000u, self->c.bpf_uids.id[1]);
+	ASSERT_EQ(1u, self->c.bpf_cgroups.n);
+	ASSERT_STREQ("/system.slice/a.service", self->c.bpf_cgroups.path[0]);
+	ASSERT_EQ(2u, self->c.bpf_shed.n);
+	ASSERT_EQ(3u, self->c.bpf_shed.id[0]);
+	ASSERT_EQ(4u, self->c.bpf_shed.id[1]);
+	ASSERT_EQ(90u, self->c.bpf_shed_fill_pct);
 	ASSERT_TRUE(config_allows(&self->c, 1001, 5));
 	ASSERT_TRUE(config_allows(&self->c, 5, 4242));
 	ASSERT_FALSE(config_allows(&self->c, 5, 5));
@@ -186,7 +227,59 @@ TEST_F(cfg, empty_list_allows_nobody_by_uid)
 	ASSERT_FALSE(config_allows(&self->c, 0, 0));
 }
 
+TEST_F(cfg, empty_bpf_lists_mean_no_capture_no_filter_and_no_shedding)
+{
+	ASSERT_EQ(0, load_text(self, "[bpf]\ncaptures =\nopen_prefixes =\n"
+				     "shed =\nring_size = 4K\n"));
+	ASSERT_EQ(0u, self->c.bpf_captures);
+	ASSERT_EQ(0u, self->c.bpf_open_prefixes.n);
+	ASSERT_EQ(0u, self->c.bpf_shed.n);
+	ASSERT_EQ(4096u, self->c.bpf_ring_size);
+}
+
 /* --- rejections ------------------------------------------------------- */
+
+TEST_F(cfg, bad_bpf_values_are_rejected_with_the_reason)
+{
+	char text[600], want[600];
+	int n;
+
+	ASSERT_REJECTS("[bpf]\nenable = on\n",
+		       "2: bad value 'on' for bpf.enable: expected 'yes' or 'no'");
+	ASSERT_REJECTS("[bpf]\ncaptures = exec, fork\n",
+		       "2: bad value 'exec, fork' for bpf.captures: unknown capture 'fork' (expected exec, exit, connect, accept or open)");
+	ASSERT_REJECTS("[bpf]\nshed = open Exec\n",
+		       "2: bad value 'open Exec' for bpf.shed: unknown capture 'Exec' (expected exec, exit, connect, accept or open)");
+	ASSERT_REJECTS("[bpf]\nring_size = 96K\n",
+		       "2: bad value '96K' for bpf.ring_size: not a power of two");
+	ASSERT_REJECTS("[bpf]\nring_size = 2K\n",
+		       "2: bad value '2K' for bpf.ring_size: out of range (4K..1G)");
+	ASSERT_REJECTS("[bpf]\nring_size = 2G\n",
+		       "2: bad value '2G' for bpf.ring_size: out of range (4K..1G)");
+	ASSERT_REJECTS("[bpf]\npin_path = evring\n",
+		       "2: bad value 'evring' for bpf.pin_path: must be an absolute path");
+	ASSERT_REJECTS("[bpf]\nopen_prefixes = /etc/ etc/\n",
+		       "2: bad value '/etc/ etc/' for bpf.open_prefixes: 'etc/' is not an absolute path");
+	ASSERT_REJECTS("[bpf]\ncgroups = system.slice\n",
+		       "2: bad value 'system.slice' for bpf.cgroups: 'system.slice' is not an absolute path");
+	ASSERT_REJECTS("[bpf]\nuids = nobody-xyz-none\n",
+		       "2: bad value 'nobody-xyz-none' for bpf.uids: unknown user 'nobody-xyz-none'");
+	ASSERT_REJECTS("[bpf]\nshed_fill_pct = 0\n",
+		       "2: bad value '0' for bpf.shed_fill_pct: out of range (1..100)");
+	ASSERT_REJECTS("[bpf]\nshed_fill_pct = 101\n",
+		       "2: bad value '101' for bpf.shed_fill_pct: out of range (1..100)");
+	snprintf(text, sizeof(text), "[bpf]\nopen_prefixes = /%0124d\n", 0);
+	snprintf(want, sizeof(want),
+		 "2: bad value '/%0124d' for bpf.open_prefixes: '/%0124d' is longer than 124 characters",
+		 0, 0);
+	ASSERT_REJECTS(text, want);
+	n = snprintf(text, sizeof(text), "[bpf]\nopen_prefixes =");
+	for (int i = 0; i <= CONFIG_BPF_LIST_MAX; i++)
+		n += snprintf(text + n, sizeof(text) - n, " /p%d", i);
+	snprintf(text + n, sizeof(text) - n, "\n");
+	ASSERT_EQ(-EINVAL, load_text(self, text));
+	ASSERT_NE(NULL, strstr(self->err, "too many entries (max 8)"));
+}
 
 TEST_F(cfg, missing_file_is_enoent_naming_it)
 {
@@ -443,11 +536,25 @@ TEST_F(cfg, reload_may_change_every_live_key)
 				sizeof(self->err)));
 	ASSERT_EQ(0, config_set(&new, "control.allow_gid", "43", self->err,
 				sizeof(self->err)));
+	ASSERT_EQ(0, config_set(&new, "bpf.captures", "exec", self->err,
+				sizeof(self->err)));
+	ASSERT_EQ(0, config_set(&new, "bpf.open_prefixes", "/srv/", self->err,
+				sizeof(self->err)));
+	ASSERT_EQ(0, config_set(&new, "bpf.uids", "1000", self->err,
+				sizeof(self->err)));
+	ASSERT_EQ(0, config_set(&new, "bpf.cgroups", "/a.slice", self->err,
+				sizeof(self->err)));
+	ASSERT_EQ(0, config_set(&new, "bpf.shed", "open", self->err,
+				sizeof(self->err)));
+	ASSERT_EQ(0, config_set(&new, "bpf.shed_fill_pct", "80", self->err,
+				sizeof(self->err)));
 	ASSERT_EQ(0, config_reload_diff(&old, &new, self->err,
 					sizeof(self->err)));
-	ASSERT_EQ(6, config_changed_keys(&old, &new, keys, sizeof(keys)));
+	ASSERT_EQ(12, config_changed_keys(&old, &new, keys, sizeof(keys)));
 	ASSERT_STREQ("spool.max_bytes drain.batch_records drain.batch_bytes "
-		     "drain.batch_ms control.allow_uid control.allow_gid", keys);
+		     "drain.batch_ms control.allow_uid control.allow_gid "
+		     "bpf.captures bpf.open_prefixes bpf.uids bpf.cgroups "
+		     "bpf.shed bpf.shed_fill_pct", keys);
 	ASSERT_STREQ(CONFIG_LIVE_KEYS, keys);
 	ASSERT_EQ(0, config_changed_keys(&old, &old, keys, sizeof(keys)));
 	ASSERT_STREQ("", keys);
@@ -464,6 +571,9 @@ TEST_F(cfg, reload_touching_a_fixed_key_is_ebusy_naming_it)
 		{ "sources.socket_max_clients", "7" },
 		{ "sources.socket_max_event", "1K" },
 		{ "control.socket", "/run/z.sock" },
+		{ "bpf.enable", "yes" },
+		{ "bpf.ring_size", "8M" },
+		{ "bpf.pin_path", "/sys/fs/bpf/x" },
 	};
 	struct evd_config old, new;
 	char want[256];
@@ -497,7 +607,8 @@ TEST_F(cfg, example_file_documents_every_key_with_its_default)
 		"id", "path", "synchronous", "max_bytes", "batch_records",
 		"batch_bytes", "batch_ms", "device", "socket",
 		"socket_max_clients", "socket_max_event", "allow_uid",
-		"allow_gid",
+		"allow_gid", "enable", "captures", "ring_size", "pin_path",
+		"open_prefixes", "uids", "cgroups", "shed", "shed_fill_pct",
 	};
 	struct evd_config defaults;
 	char line[512], text[16384], out[16384] = "";
