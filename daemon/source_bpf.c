@@ -332,9 +332,10 @@ static int bpf_load(struct source_bpf *b, const struct evd_config *c,
 		return ret;
 	b->skel = evring_capture__open();
 	if (!b->skel) {
+		ret = errno ? -errno : -ENOMEM;
 		snprintf(err, errlen, "cannot open the BPF object: %s",
-			 strerror(errno));
-		return -errno;
+			 strerror(-ret));
+		return ret;
 	}
 	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
 		map = bpf_object__find_map_by_name(b->skel->obj, pins[i].map);
@@ -1155,6 +1156,9 @@ void source_bpf_close(struct source_bpf *b)
 {
 	if (!b)
 		return;
+	/* Our pid may go to another process: stop exempting it. */
+	if (b->watched)
+		cfg_set(b->config_fd, EVRING_BPF_CFG_SELF, 0);
 	if (b->tick)
 		loop_cancel_timer(b->loop, b->tick);
 	if (b->pump)
