@@ -41,8 +41,9 @@ DAEMON_OBJS := $(patsubst %.c,$(B)/%.o,$(DAEMON_SRCS))
 DAEMON_LIB := $(B)/daemon/libevringd.a
 DAEMON_BINS := $(patsubst daemon/%.c,$(B)/bin/%,$(wildcard $(DAEMON_MAINS)))
 LDLIBS_DAEMON := -lsqlite3 -lzstd -lxxhash -ljansson -linih -lsystemd \
-		 -lbpf -lelf -lz $(LDLIBS_LIB)
-DTEST_SRCS := $(wildcard selftests/daemon/*_test.c selftests/e2e/*_test.c)
+		 -lbpf -lelf -lz -lnats -lmicrohttpd $(LDLIBS_LIB)
+DTEST_SRCS := $(wildcard selftests/daemon/*_test.c selftests/e2e/*_test.c \
+		selftests/ship/*_test.c)
 DTESTS := $(patsubst %.c,$(B)/%,$(DTEST_SRCS))
 
 # The BPF capture programs, the libbpf-bootstrap way: vmlinux.h from this
@@ -118,6 +119,10 @@ $(B)/selftests/daemon/%: selftests/daemon/%.c $(wildcard selftests/daemon/*.h) $
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Idaemon -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
 
 $(B)/selftests/e2e/%: selftests/e2e/%.c $(wildcard selftests/e2e/*.h) $(DAEMON_LIB) $(LIB) $(HARNESS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Idaemon -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
+
+$(B)/selftests/ship/%: selftests/ship/%.c $(wildcard selftests/ship/*.h) $(DAEMON_LIB) $(LIB) $(HARNESS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Idaemon -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
 

@@ -239,4 +239,101 @@ int spool_foreach_note(struct spool *s, uint64_t after_id,
  */
 int spool_trim(struct spool *s, uint64_t upto_id);
 
+
+/*
+ * Shipping (schema 2).  A cursor per (region, source, partition) says which
+ * spooled batch of that partition was last delivered to that region; it
+ * only moves forward.  The shipper deletes rows no region still needs in
+ * the same transaction that moves cursors.  Dead letters are batches a
+ * region refused for good; each keeps a copy of its batch until an
+ * operator replays or purges it.
+ */
+#define SPOOL_REGION_MAX	64	/* region name bytes, without the NUL */
+
+struct spool_cursor {
+	char region[SPOOL_REGION_MAX + 1];
+	unsigned int source;
+	uint32_t partition;
+	uint64_t batch_id;	/* last batch of the partition delivered */
+	uint64_t epoch;		/* that batch's epoch ... */
+	uint64_t last_seq;	/* ... and last record seq */
+	uint64_t stream_seq;	/* its sequence in the region's stream */
+	uint64_t updated_ns;	/* CLOCK_REALTIME; 0 on commit: now */
+};
+
+/* Delete the partition's batches with id <= upto_id. */
+struct spool_trim_part {
+	unsigned int source;
+	uint32_t partition;
+	uint64_t upto_id;
+};
+
+/* What a batch row is, without its body. */
+struct spool_batch_row {
+	uint64_t id;
+	unsigned int source;
+	uint32_t partition;
+	uint64_t epoch;
+	uint64_t first_seq;
+	uint32_t count;
+	uint64_t bytes;
+	uint64_t created_ns;
+};
+
+struct spool_dead {
+	uint64_t id;		/* dead-letter id, never reused */
+	char region[SPOOL_REGION_MAX + 1];
+	struct spool_batch_row batch;	/* the batch as it was spooled */
+	char reason[SPOOL_TEXT_MAX + 1];
+	uint32_t attempts;
+	uint64_t at_ns;
+};
+
+/*
+ * One transaction: upsert the @nc cursors and delete each @nt partition's
+ * batches up to its upto_id.  -EINVAL (nothing written) when a cursor
+ * would move backwards (batch_id lower than stored) or a name is bad.
+ */
+int spool_ship_commit(struct spool *s, const struct spool_cursor *c,
+		      unsigned int nc, const struct spool_trim_part *t,
+		      unsigned int nt);
+
+/* Every stored cursor, by region, source, partition. */
+int spool_foreach_cursor(struct spool *s,
+			 int (*cb)(const struct spool_cursor *c, void *arg),
+			 void *arg);
+
+/*
+ * Batch rows with id > @after_id, in id order, at most @max (0: all);
+ * @source/@partition filter when @one_part.  Bodies are not read.
+ */
+int spool_foreach_row(struct spool *s, uint64_t after_id, bool one_part,
+		      unsigned int source, uint32_t partition,
+		      unsigned int max,
+		      int (*cb)(const struct spool_batch_row *r, void *arg),
+		      void *arg);
+
+/*
+ * The body of batch @id: a malloc'ed copy in *@body (free()), *@len bytes.
+ * -ENOENT when the spool no longer holds it.
+ */
+int spool_get_batch(struct spool *s, uint64_t id, void **body, size_t *len,
+		    struct spool_batch_row *row);
+
+/*
+ * Dead-letter batch @batch_id for @region with @reason: copies the body
+ * into the dead-letter table (one transaction) and returns the new
+ * dead-letter id in *@dead_id.  -ENOENT when the batch is gone.
+ */
+int spool_dead_add(struct spool *s, uint64_t batch_id, const char *region,
+		   const char *reason, uint32_t attempts, uint64_t *dead_id);
+int spool_foreach_dead(struct spool *s,
+		       int (*cb)(const struct spool_dead *d, void *arg),
+		       void *arg);
+/* One dead letter and (when @body non-NULL) a malloc'ed copy of it. */
+int spool_dead_get(struct spool *s, uint64_t dead_id, struct spool_dead *d,
+		   void **body, size_t *len);
+/* Remove one dead letter (after replay or purge); -ENOENT when none. */
+int spool_dead_delete(struct spool *s, uint64_t dead_id);
+
 #endif /* EVRINGD_SPOOL_H */
