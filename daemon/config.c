@@ -8,7 +8,15 @@
  * line reader we hand it (read_line): the line number of a handler error,
  * and lines it would silently split (longer than its fixed 200-byte buffer)
  * or truncate (a NUL byte).  It also rejects unknown sections as their
- * header is read, because libinih calls the handler only for keys.
+ * header is read, because libinih calls the handler only for keys, and
+ * opens the [region NAME] sections there (libinih would cut a long NAME
+ * at 49 characters, and an empty section would never reach the handler).
+ *
+ * [region NAME] keys are in keys[] like the rest (section "region"), with
+ * offsets into struct config_region; at_region() points one at a region.
+ * Checks that involve more than one key (whole_check) run after the whole
+ * file, and after each --set.  The shipping values' own checks are in
+ * config_ship.c.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -54,6 +62,7 @@ struct key {
 	uint64_t min, max;	/* numbers and sizes */
 	bool empty_ok;		/* paths: "" disables */
 	bool live;		/* SIGHUP may change it */
+	bool region;		/* off is into struct config_region */
 };
 
 static void *field(const struct key *k, struct evd_config *c)
@@ -159,9 +168,13 @@ static int parse_u32(const struct key *k, const char *v, struct evd_config *c,
 	err = parse_number(v, false, &n, why, len);
 	if (!err)
 		err = check_range(k, n, false, why, len);
-	if (!err)
+	if (err)
+		return err;
+	if (k->size == sizeof(uint32_t))	/* or a uint64_t */
 		*(uint32_t *)field(k, c) = (uint32_t)n;
-	return err;
+	else
+		*(uint64_t *)field(k, c) = n;
+	return 0;
 }
 
 /* A byte count with an optional K/M/G/T suffix, into a u32 or u64. */
@@ -230,7 +243,8 @@ static int parse_path(const struct key *k, const char *v,
 	if (n >= k->size)
 		return fail(why, len, "longer than %zu characters",
 			    k->size - 1);
-	memcpy(field(k, c), v, n + 1);
+	memset(field(k, c), 0, k->size);
+	memcpy(field(k, c), v, n);
 	return 0;
 }
 
@@ -502,6 +516,69 @@ static int parse_id_list(const struct key *k, const char *v,
 	return err;
 }
 
+static int parse_mode(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	if (!strcmp(v, "replicate"))
+		c->ship_mode = CONFIG_SHIP_REPLICATE;
+	else if (!strcmp(v, "failover"))
+		c->ship_mode = CONFIG_SHIP_FAILOVER;
+	else
+		return fail(why, len, "expected 'replicate' or 'failover'");
+	return 0;
+}
+
+/* A string field that passed its check, zero-padded (compared bytewise). */
+static void set_string(const struct key *k, struct evd_config *c,
+		       const char *v)
+{
+	memset(field(k, c), 0, k->size);
+	memcpy(field(k, c), v, strlen(v));
+}
+
+/* [A-Za-z0-9_-], 1..k->size - 1 (region.stream). */
+static int parse_name(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	int err = config_check_name(v, k->size - 1, why, len);
+
+	if (!err)
+		set_string(k, c, v);
+	return err;
+}
+
+static int parse_subject(const struct key *k, const char *v,
+			 struct evd_config *c, char *why, size_t len)
+{
+	int err = config_check_subject_prefix(v, why, len);
+
+	if (!err)
+		set_string(k, c, v);
+	return err;
+}
+
+static int parse_urls(const struct key *k, const char *v,
+		      struct evd_config *c, char *why, size_t len)
+{
+	return config_parse_urls(v, field(k, c), k->size, why, len);
+}
+
+/* HOST:PORT for a listening socket, or "" (off). */
+static int parse_listen(const struct key *k, const char *v,
+			struct evd_config *c, char *why, size_t len)
+{
+	int err = 0;
+
+	if (strlen(v) >= k->size)
+		return fail(why, len, "longer than %zu characters",
+			    k->size - 1);
+	if (*v)
+		err = config_listen_addr(v, NULL, NULL, why, len);
+	if (!err)
+		set_string(k, c, v);
+	return err;
+}
+
 /* --- the keys --------------------------------------------------------- */
 
 #define KEY(sec, nm, fn, f, how) \
@@ -509,6 +586,13 @@ static int parse_id_list(const struct key *k, const char *v,
 	.off = offsetof(struct evd_config, f), \
 	.size = sizeof(((struct evd_config *)0)->f), .cmp = how
 #define RANGE(lo, hi)	.min = (lo), .max = (hi)
+#define SHIP(nm, fn, f, lo, hi) \
+	KEY("ship", nm, fn, f, CMP_MEM), RANGE(lo, hi), .live = true
+#define RKEY(nm, fn, f, how) \
+	.section = "region", .name = nm, .parse = fn, \
+	.off = offsetof(struct config_region, f), \
+	.size = sizeof(((struct config_region *)0)->f), .cmp = how, \
+	.region = true
 
 static const struct key keys[] = {
 	{ KEY("host", "id", parse_host_id, host_id, CMP_STR) },
@@ -559,6 +643,63 @@ static const struct key keys[] = {
 	{ KEY("bpf", "shed_fill_pct", parse_u32, bpf_shed_fill_pct, CMP_MEM),
 	  RANGE(CONFIG_BPF_SHED_PCT_MIN, CONFIG_BPF_SHED_PCT_MAX),
 	  .live = true },
+	{ KEY("ship", "mode", parse_mode, ship_mode, CMP_MEM) },
+	{ SHIP("max_message", parse_size, ship_max_message,
+	       CONFIG_SHIP_MAX_MESSAGE_MIN, CONFIG_SHIP_MAX_MESSAGE_MAX) },
+	{ SHIP("publish_timeout_ms", parse_u32, ship_publish_timeout_ms,
+	       CONFIG_SHIP_PUBLISH_TIMEOUT_MIN,
+	       CONFIG_SHIP_PUBLISH_TIMEOUT_MAX) },
+	{ SHIP("backoff_base_ms", parse_u32, ship_backoff_base_ms,
+	       CONFIG_SHIP_BACKOFF_BASE_MIN, CONFIG_SHIP_BACKOFF_BASE_MAX) },
+	{ SHIP("backoff_cap_ms", parse_u32, ship_backoff_cap_ms,
+	       CONFIG_SHIP_BACKOFF_CAP_MIN, CONFIG_SHIP_BACKOFF_CAP_MAX) },
+	{ SHIP("retry_rate", parse_u32, ship_retry_rate, 0,
+	       CONFIG_SHIP_RETRY_RATE_MAX) },
+	{ SHIP("retry_burst", parse_u32, ship_retry_burst,
+	       CONFIG_SHIP_RETRY_BURST_MIN, CONFIG_SHIP_RETRY_BURST_MAX) },
+	{ SHIP("dead_letter_after", parse_u32, ship_dead_letter_after,
+	       CONFIG_SHIP_DEAD_LETTER_MIN, CONFIG_SHIP_DEAD_LETTER_MAX) },
+	{ SHIP("breaker_failures", parse_u32, ship_breaker_failures,
+	       CONFIG_SHIP_BREAKER_FAILURES_MIN,
+	       CONFIG_SHIP_BREAKER_FAILURES_MAX) },
+	{ SHIP("breaker_latency_factor", parse_u32,
+	       ship_breaker_latency_factor, CONFIG_SHIP_BREAKER_LATENCY_MIN,
+	       CONFIG_SHIP_BREAKER_LATENCY_MAX) },
+	{ SHIP("breaker_slow_acks", parse_u32, ship_breaker_slow_acks,
+	       CONFIG_SHIP_BREAKER_SLOW_MIN, CONFIG_SHIP_BREAKER_SLOW_MAX) },
+	{ SHIP("breaker_open_ms", parse_u32, ship_breaker_open_ms,
+	       CONFIG_SHIP_BREAKER_OPEN_MIN, CONFIG_SHIP_BREAKER_OPEN_MAX) },
+	{ SHIP("breaker_probes", parse_u32, ship_breaker_probes,
+	       CONFIG_SHIP_BREAKER_PROBES_MIN,
+	       CONFIG_SHIP_BREAKER_PROBES_MAX) },
+	{ SHIP("window_min", parse_u32, ship_window_min,
+	       CONFIG_SHIP_WINDOW_MIN, CONFIG_SHIP_WINDOW_MAX) },
+	{ SHIP("window_max", parse_u32, ship_window_max,
+	       CONFIG_SHIP_WINDOW_MIN, CONFIG_SHIP_WINDOW_MAX) },
+	{ SHIP("rate_limit", parse_u32, ship_rate_limit, 0,
+	       CONFIG_SHIP_RATE_LIMIT_MAX) },
+	{ SHIP("lag_limit_s", parse_u32, ship_lag_limit_s, 0,
+	       CONFIG_SHIP_LAG_LIMIT_MAX) },
+	{ SHIP("failback_hold_ms", parse_u32, ship_failback_hold_ms, 0,
+	       CONFIG_SHIP_FAILBACK_HOLD_MAX) },
+	{ KEY("ship", "metrics_listen", parse_listen, ship_metrics_listen,
+	      CMP_STR) },
+	/* [region NAME]: fixed while running */
+	{ RKEY("urls", parse_urls, urls, CMP_STR) },
+	{ RKEY("stream", parse_name, stream, CMP_STR) },
+	{ RKEY("subject_prefix", parse_subject, subject_prefix, CMP_STR) },
+	{ RKEY("replicas", parse_u32, replicas, CMP_MEM),
+	  RANGE(CONFIG_REGION_REPLICAS_MIN, CONFIG_REGION_REPLICAS_MAX) },
+	{ RKEY("create_stream", parse_bool, create_stream, CMP_MEM) },
+	{ RKEY("dupe_window_ms", parse_u32, dupe_window_ms, CMP_MEM),
+	  RANGE(CONFIG_REGION_DUPE_WINDOW_MIN,
+		CONFIG_REGION_DUPE_WINDOW_MAX) },
+	{ RKEY("weight", parse_u32, weight, CMP_MEM),
+	  RANGE(0, CONFIG_REGION_WEIGHT_MAX) },
+	{ RKEY("creds", parse_path, creds, CMP_STR), .empty_ok = true },
+	{ RKEY("tls_ca", parse_path, tls_ca, CMP_STR), .empty_ok = true },
+	{ RKEY("tls_cert", parse_path, tls_cert, CMP_STR), .empty_ok = true },
+	{ RKEY("tls_key", parse_path, tls_key, CMP_STR), .empty_ok = true },
 };
 
 #define NR_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -575,9 +716,46 @@ static const struct key *find_key(const char *section, const char *name)
 static bool known_section(const char *section)
 {
 	for (size_t i = 0; i < NR_KEYS; i++)
-		if (!strcmp(keys[i].section, section))
+		if (!keys[i].region && !strcmp(keys[i].section, section))
 			return true;
 	return false;
+}
+
+/* Region key @k as a key of region @i of struct evd_config. */
+static struct key at_region(const struct key *k, unsigned int i)
+{
+	struct key rk = *k;
+
+	rk.off += offsetof(struct evd_config, region) +
+		  i * sizeof(struct config_region);
+	return rk;
+}
+
+static int find_region(const struct evd_config *c, const char *name)
+{
+	for (unsigned int i = 0; i < c->nr_regions; i++)
+		if (!strcmp(c->region[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* A new region @name (checked) with the defaults, at the end; or -ENOSPC. */
+static int add_region(struct evd_config *c, const char *name)
+{
+	struct config_region *r;
+
+	if (c->nr_regions == CONFIG_REGIONS_MAX)
+		return -ENOSPC;
+	r = &c->region[c->nr_regions++];
+	memset(r, 0, sizeof(*r));
+	strcpy(r->name, name);
+	strcpy(r->stream, "EVRING");
+	strcpy(r->subject_prefix, "evring");
+	r->replicas = 3;
+	r->create_stream = 1;
+	r->dupe_window_ms = 120000;
+	r->weight = 100;
+	return 0;
 }
 
 static bool same(const struct key *k, const struct evd_config *a,
@@ -598,6 +776,39 @@ static bool same(const struct key *k, const struct evd_config *a,
 	default:
 		return !memcmp(cfield(k, a), cfield(k, b), k->size);
 	}
+}
+
+/*
+ * Checks that involve more than one key, on a config whose keys each
+ * passed their own: 0, or -EINVAL with the message in @why.
+ */
+static int whole_check(const struct evd_config *c, char *why, size_t len)
+{
+	for (unsigned int i = 0; i < c->nr_regions; i++) {
+		const struct config_region *r = &c->region[i];
+
+		if (!r->urls[0])
+			return fail(why, len, "region '%s' has no urls",
+				    r->name);
+		if (!r->tls_cert[0] != !r->tls_key[0])
+			return fail(why, len,
+				    "region '%s' sets %s without %s (set both or neither)",
+				    r->name, r->tls_cert[0] ? "tls_cert" : "tls_key",
+				    r->tls_cert[0] ? "tls_key" : "tls_cert");
+	}
+	if (c->nr_regions && strchr(c->host_id, '.'))
+		return fail(why, len,
+			    "host.id '%s' cannot contain '.' when regions are configured (it is a NATS subject token)",
+			    c->host_id);
+	if (c->ship_backoff_base_ms > c->ship_backoff_cap_ms)
+		return fail(why, len,
+			    "ship.backoff_base_ms (%u) is greater than ship.backoff_cap_ms (%u)",
+			    c->ship_backoff_base_ms, c->ship_backoff_cap_ms);
+	if (c->ship_window_min > c->ship_window_max)
+		return fail(why, len,
+			    "ship.window_min (%u) is greater than ship.window_max (%u)",
+			    c->ship_window_min, c->ship_window_max);
+	return 0;
 }
 
 /* --- defaults --------------------------------------------------------- */
@@ -645,6 +856,25 @@ void config_init(struct evd_config *c)
 	c->bpf_shed.id[1] = EVRING_BPF_CONNECT;
 	c->bpf_shed.id[2] = EVRING_BPF_ACCEPT;
 	c->bpf_shed_fill_pct = 50;
+	c->ship_mode = CONFIG_SHIP_REPLICATE;
+	c->ship_max_message = 1ull << 20;
+	c->ship_publish_timeout_ms = 2000;
+	c->ship_backoff_base_ms = 100;
+	c->ship_backoff_cap_ms = 10000;
+	c->ship_retry_rate = 20;
+	c->ship_retry_burst = 40;
+	c->ship_dead_letter_after = 5;
+	c->ship_breaker_failures = 5;
+	c->ship_breaker_latency_factor = 20;
+	c->ship_breaker_slow_acks = 5;
+	c->ship_breaker_open_ms = 2000;
+	c->ship_breaker_probes = 1;
+	c->ship_window_min = 1;
+	c->ship_window_max = 64;
+	c->ship_rate_limit = 0;
+	c->ship_lag_limit_s = 0;
+	c->ship_failback_hold_ms = 10000;
+	strcpy(c->ship_metrics_listen, "127.0.0.1:9464");
 }
 
 /* --- the file --------------------------------------------------------- */
@@ -655,6 +885,11 @@ struct load {
 	FILE *f;
 	int lineno;			/* of the line inih is handling */
 	int set_on[NR_KEYS];		/* line that set each key, 0: none */
+	int region;			/* index of the [region] we are in, -1 */
+	int region_line[CONFIG_REGIONS_MAX];	/* of its header */
+	int region_set_on[CONFIG_REGIONS_MAX][NR_KEYS];
+	bool after_key;			/* inih's prev_name: an indented
+					 * line continues that key */
 	char *line;			/* getline()'s buffer */
 	size_t linecap;
 	int err;			/* first error, 0: none */
@@ -681,6 +916,34 @@ static void load_fail(struct load *ld, int err, const char *fmt, ...)
 		vsnprintf(ld->msg + n, ld->msglen - n, fmt, ap);
 		va_end(ap);
 	}
+}
+
+/* A [region NAME] header: a new region with the defaults. */
+static int open_region(struct load *ld, const char *name)
+{
+	char why[128];
+	int i;
+
+	if (config_check_name(name, CONFIG_REGION_NAME_MAX, why,
+			      sizeof(why)) < 0) {
+		load_fail(ld, -EINVAL, "bad region name '%s': %s", name, why);
+		return -EINVAL;
+	}
+	i = find_region(&ld->cfg, name);
+	if (i >= 0) {
+		load_fail(ld, -EINVAL,
+			  "duplicate region '%s' (first defined on line %d)",
+			  name, ld->region_line[i]);
+		return -EINVAL;
+	}
+	if (add_region(&ld->cfg, name) < 0) {
+		load_fail(ld, -EINVAL, "too many regions (max %d)",
+			  CONFIG_REGIONS_MAX);
+		return -EINVAL;
+	}
+	ld->region = (int)ld->cfg.nr_regions - 1;
+	ld->region_line[ld->region] = ld->lineno;
+	return 0;
 }
 
 /*
@@ -715,13 +978,20 @@ static char *read_line(char *str, int num, void *stream)
 	}
 	for (p = ld->line; *p == ' ' || *p == '\t'; p++)
 		;
-	end = *p == '[' ? strchr(p, ']') : NULL;
+	/* As inih sees it: indented after a key, a line continues the key. */
+	end = *p == '[' && !(ld->after_key && p > ld->line) ?
+		      strchr(p, ']') : NULL;
 	if (end) {
 		char name[256];
 		size_t len = end - p - 1;
 
 		snprintf(name, sizeof(name), "%.*s", (int)len, p + 1);
-		if (!known_section(name)) {
+		ld->after_key = false;
+		ld->region = -1;
+		if (!strcmp(name, "region") || !strncmp(name, "region ", 7)) {
+			if (open_region(ld, name + 6 + strspn(name + 6, " \t")))
+				return NULL;
+		} else if (!known_section(name)) {
 			load_fail(ld, -EINVAL, "unknown section [%s]", name);
 			return NULL;
 		}
@@ -734,31 +1004,45 @@ static int on_key(void *user, const char *section, const char *name,
 		  const char *value)
 {
 	struct load *ld = user;
+	char why[256], sect[CONFIG_REGION_NAME_MAX + 8];
+	char dotted[CONFIG_REGION_NAME_MAX + 8];
 	const struct key *k;
-	char why[256];
-	size_t i;
+	struct key rk;
+	int *set_on;
 
+	ld->after_key = true;
 	if (!section[0]) {
 		load_fail(ld, -EINVAL, "key '%s' outside a [section]", name);
 		return 0;
 	}
+	if (ld->region >= 0) {	/* inih's section may be cut short */
+		const char *rname = ld->cfg.region[ld->region].name;
+
+		snprintf(sect, sizeof(sect), "region %s", rname);
+		snprintf(dotted, sizeof(dotted), "region.%s", rname);
+		section = "region";
+	} else {
+		snprintf(sect, sizeof(sect), "%s", section);
+		snprintf(dotted, sizeof(dotted), "%s", section);
+	}
 	k = find_key(section, name);
 	if (!k) {
-		load_fail(ld, -EINVAL, "unknown key '%s' in [%s]", name,
-			  section);
+		load_fail(ld, -EINVAL, "unknown key '%s' in [%s]", name, sect);
 		return 0;
 	}
-	i = k - keys;
-	if (ld->set_on[i]) {
+	set_on = k->region ? &ld->region_set_on[ld->region][k - keys] :
+			     &ld->set_on[k - keys];
+	if (*set_on) {
 		load_fail(ld, -EINVAL,
 			  "duplicate key '%s' in [%s] (first set on line %d)",
-			  name, section, ld->set_on[i]);
+			  name, sect, *set_on);
 		return 0;
 	}
-	ld->set_on[i] = ld->lineno;
-	if (k->parse(k, value, &ld->cfg, why, sizeof(why)) < 0) {
+	*set_on = ld->lineno;
+	rk = k->region ? at_region(k, (unsigned int)ld->region) : *k;
+	if (rk.parse(&rk, value, &ld->cfg, why, sizeof(why)) < 0) {
 		load_fail(ld, -EINVAL, "bad value '%s' for %s.%s: %s", value,
-			  section, name, why);
+			  dotted, name, why);
 		return 0;
 	}
 	return 1;
@@ -768,6 +1052,7 @@ int config_load(struct evd_config *c, const char *path, char *err,
 		size_t errlen)
 {
 	struct load *ld;
+	char why[256];
 	struct stat st;
 	int ret;
 
@@ -775,6 +1060,7 @@ int config_load(struct evd_config *c, const char *path, char *err,
 	if (!ld)
 		return -ENOMEM;
 	config_init(&ld->cfg);
+	ld->region = -1;
 	ld->path = path;
 	ld->msg = err;
 	ld->msglen = errlen;
@@ -798,6 +1084,11 @@ int config_load(struct evd_config *c, const char *path, char *err,
 	ret = ld->err;
 	if (ret)
 		goto out;
+	ret = whole_check(&ld->cfg, why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		goto out;
+	}
 done:
 	*c = ld->cfg;
 	ret = 0;
@@ -809,6 +1100,44 @@ out:
 	return ret;
 }
 
+/*
+ * "region.NAME.key" on @c (NAME checked, the region added when new); *rk
+ * points at the key.  -EINVAL with err written otherwise.
+ */
+static int set_region_key(struct evd_config *c, const char *dotted_key,
+			  struct key *rk, char *err, size_t errlen)
+{
+	const char *name = dotted_key + 7, *dot = strrchr(dotted_key, '.');
+	char rname[CONFIG_REGION_NAME_MAX + 2], why[128];
+	const struct key *k;
+	int i;
+
+	k = dot >= name ? find_key("region", dot + 1) : NULL;
+	if (!k) {
+		snprintf(err, errlen, "--set: unknown key '%s'", dotted_key);
+		return -EINVAL;
+	}
+	/* Cut at 65 characters, a longer name still fails the check. */
+	snprintf(rname, sizeof(rname), "%.*s", (int)(dot - name), name);
+	if (config_check_name(rname, CONFIG_REGION_NAME_MAX, why,
+			      sizeof(why)) < 0) {
+		snprintf(err, errlen, "--set: bad region name '%.*s': %s",
+			 (int)(dot - name), name, why);
+		return -EINVAL;
+	}
+	i = find_region(c, rname);
+	if (i < 0) {
+		if (add_region(c, rname) < 0) {
+			snprintf(err, errlen, "--set: too many regions (max %d)",
+				 CONFIG_REGIONS_MAX);
+			return -EINVAL;
+		}
+		i = (int)c->nr_regions - 1;
+	}
+	*rk = at_region(k, (unsigned int)i);
+	return 0;
+}
+
 int config_set(struct evd_config *c, const char *dotted_key,
 	       const char *value, char *err, size_t errlen)
 {
@@ -816,14 +1145,17 @@ int config_set(struct evd_config *c, const char *dotted_key,
 	char section[64], why[256];
 	const struct key *k = NULL;
 	struct evd_config *tmp;
+	struct key rk;
 	int ret;
 
 	if (dot && (size_t)(dot - dotted_key) < sizeof(section)) {
 		snprintf(section, sizeof(section), "%.*s",
 			 (int)(dot - dotted_key), dotted_key);
 		k = find_key(section, dot + 1);
+		if (k && k->region)	/* "region.urls": no region named */
+			k = NULL;
 	}
-	if (!k) {
+	if (!k && strncmp(dotted_key, "region.", 7)) {
 		snprintf(err, errlen, "--set: unknown key '%s'", dotted_key);
 		return -EINVAL;
 	}
@@ -831,54 +1163,180 @@ int config_set(struct evd_config *c, const char *dotted_key,
 	if (!tmp)
 		return -ENOMEM;
 	*tmp = *c;
-	ret = k->parse(k, value, tmp, why, sizeof(why));
-	if (ret < 0)
+	if (k) {
+		rk = *k;
+		snprintf(section, sizeof(section), "%s", k->section);
+	} else {
+		ret = set_region_key(tmp, dotted_key, &rk, err, errlen);
+		if (ret < 0)
+			goto out;
+		snprintf(section, sizeof(section), "%.*s",
+			 (int)(strrchr(dotted_key, '.') - dotted_key),
+			 dotted_key);
+	}
+	ret = rk.parse(&rk, value, tmp, why, sizeof(why));
+	if (ret < 0) {
 		snprintf(err, errlen, "--set: bad value '%s' for %s.%s: %s",
-			 value, k->section, k->name, why);
-	else
-		*c = *tmp;
+			 value, section, rk.name, why);
+		goto out;
+	}
+	ret = whole_check(tmp, why, sizeof(why));
+	if (ret < 0) {
+		snprintf(err, errlen, "--set: %s", why);
+		goto out;
+	}
+	*c = *tmp;
+out:
 	free(tmp);
 	return ret;
 }
 
 /* --- reload ----------------------------------------------------------- */
 
+/*
+ * Calls @fn with the name of each difference in the [region] sections
+ * between @a and @b: "region.NAME" for a region added, removed or moved,
+ * "region.NAME.key" for a key of one in both; stops at fn's first nonzero
+ * return, which is returned.
+ */
+static int region_diffs(const struct evd_config *a, const struct evd_config *b,
+			int (*fn)(const char *name, void *arg), void *arg)
+{
+	const char *ca[CONFIG_REGIONS_MAX], *cb[CONFIG_REGIONS_MAX];
+	unsigned int na = 0, nb = 0;
+	char name[CONFIG_REGION_NAME_MAX + 64];
+	int ret;
+
+	for (unsigned int i = 0; i < a->nr_regions; i++) {
+		if (find_region(b, a->region[i].name) >= 0) {
+			ca[na++] = a->region[i].name;
+			continue;
+		}
+		snprintf(name, sizeof(name), "region.%s", a->region[i].name);
+		ret = fn(name, arg);
+		if (ret)
+			return ret;
+	}
+	for (unsigned int i = 0; i < b->nr_regions; i++) {
+		if (find_region(a, b->region[i].name) >= 0) {
+			cb[nb++] = b->region[i].name;
+			continue;
+		}
+		snprintf(name, sizeof(name), "region.%s", b->region[i].name);
+		ret = fn(name, arg);
+		if (ret)
+			return ret;
+	}
+	for (unsigned int j = 0; j < nb; j++) {	/* na == nb */
+		if (!strcmp(ca[j], cb[j]))
+			continue;
+		snprintf(name, sizeof(name), "region.%s", cb[j]);
+		ret = fn(name, arg);
+		if (ret)
+			return ret;
+	}
+	for (unsigned int i = 0; i < b->nr_regions; i++) {
+		int o = find_region(a, b->region[i].name);
+
+		if (o < 0)
+			continue;
+		for (size_t x = 0; x < NR_KEYS; x++) {
+			struct key ka, kb;
+
+			if (!keys[x].region)
+				continue;
+			ka = at_region(&keys[x], (unsigned int)o);
+			kb = at_region(&keys[x], i);
+			if (ka.cmp == CMP_STR ?
+				    !strcmp(cfield(&ka, a), cfield(&kb, b)) :
+				    !memcmp(cfield(&ka, a), cfield(&kb, b),
+					    ka.size))
+				continue;
+			snprintf(name, sizeof(name), "region.%s.%s",
+				 b->region[i].name, keys[x].name);
+			ret = fn(name, arg);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+static void fixed_changed(char *err, size_t errlen, const char *name)
+{
+	snprintf(err, errlen,
+		 "%s cannot change while running (restart evringd to apply it)",
+		 name);
+}
+
+struct diff_err {
+	char *err;
+	size_t len;
+};
+
+static int first_region_diff(const char *name, void *arg)
+{
+	struct diff_err *d = arg;
+
+	fixed_changed(d->err, d->len, name);
+	return -EBUSY;
+}
+
 int config_reload_diff(const struct evd_config *old,
 		       const struct evd_config *new, char *err, size_t errlen)
 {
+	struct diff_err d = { err, errlen };
+	char name[64];
+
 	for (size_t i = 0; i < NR_KEYS; i++) {
-		if (keys[i].live || same(&keys[i], old, new))
+		if (keys[i].region || keys[i].live ||
+		    same(&keys[i], old, new))
 			continue;
-		snprintf(err, errlen,
-			 "%s.%s cannot change while running (restart evringd to apply it)",
-			 keys[i].section, keys[i].name);
+		snprintf(name, sizeof(name), "%s.%s", keys[i].section,
+			 keys[i].name);
+		fixed_changed(err, errlen, name);
 		return -EBUSY;
 	}
+	return region_diffs(old, new, first_region_diff, &d);
+}
+
+struct changed {
+	char *buf;
+	size_t len, used;
+	int n;
+};
+
+static int add_changed(const char *name, void *arg)
+{
+	struct changed *ch = arg;
+	int w;
+
+	if (ch->used < ch->len) {
+		w = snprintf(ch->buf + ch->used, ch->len - ch->used, "%s%s",
+			     ch->n ? " " : "", name);
+		ch->used += w > 0 ? (size_t)w : 0;
+	}
+	ch->n++;
 	return 0;
 }
 
 int config_changed_keys(const struct evd_config *old,
 			const struct evd_config *new, char *buf, size_t len)
 {
-	size_t used = 0;
-	int n = 0;
+	struct changed ch = { buf, len, 0, 0 };
+	char name[64];
 
 	if (len)
 		buf[0] = '\0';
 	for (size_t i = 0; i < NR_KEYS; i++) {
-		int w;
-
-		if (same(&keys[i], old, new))
+		if (keys[i].region || same(&keys[i], old, new))
 			continue;
-		if (used < len) {
-			w = snprintf(buf + used, len - used, "%s%s.%s",
-				     n ? " " : "", keys[i].section,
-				     keys[i].name);
-			used += w > 0 ? (size_t)w : 0;
-		}
-		n++;
+		snprintf(name, sizeof(name), "%s.%s", keys[i].section,
+			 keys[i].name);
+		add_changed(name, &ch);
 	}
-	return n;
+	region_diffs(old, new, add_changed, &ch);
+	return ch.n;
 }
 
 int config_allows(const struct evd_config *c, uid_t uid, gid_t gid)

@@ -31,8 +31,24 @@
  *	FILE:LINE: duplicate key 'x' in [section] (first set on line N)
  *	FILE:LINE: syntax error (expected 'key = value' or '[section]')
  *	FILE:LINE: line too long (max N characters)
+ *	FILE:LINE: bad region name 'x': why
+ *	FILE:LINE: duplicate region 'a' (first defined on line N)
+ *	FILE:LINE: too many regions (max 8)
  *    and, from config_set(), the same text without FILE:LINE and with
  *    "--set" in place of the file name (e.g. "--set: unknown key 'x'").
+ *    A region key is named "region.NAME.key" ("bad value 'v' for
+ *    region.a.urls: why"; [region a] in the section messages).
+ *  - Rules between keys are checked after the whole file, and after each
+ *    config_set() (so set region.NAME.urls before a new region's other
+ *    keys, and a cap before raising its base), with no line number:
+ *	FILE: region 'x' has no urls
+ *	FILE: region 'x' sets tls_cert without tls_key (set both or neither)
+ *	FILE: host.id 'a.b' cannot contain '.' when regions are configured (it is a NATS subject token)
+ *	FILE: ship.backoff_base_ms (200) is greater than ship.backoff_cap_ms (100)
+ *	FILE: ship.window_min (8) is greater than ship.window_max (4)
+ *  - Regions are kept in file order (then --set order); string fields are
+ *    zero-padded, so two configs with the same values compare equal with
+ *    memcmp().
  *  - The module never prints.
  */
 #ifndef EVRINGD_CONFIG_H
@@ -40,6 +56,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define CONFIG_DEFAULT_PATH	"/etc/evring/evringd.conf"
@@ -53,6 +70,12 @@
 #define CONFIG_BPF_PREFIX_MAX	124	/* bytes of one bpf.open_prefixes entry */
 #define CONFIG_BPF_CGROUP_MAX	256	/* bytes of one bpf.cgroups entry, with the NUL */
 #define CONFIG_BPF_CAPTURES_MAX	8	/* capture ids are 0..7 */
+#define CONFIG_REGIONS_MAX	8	/* [region NAME] sections */
+#define CONFIG_REGION_NAME_MAX	64	/* [A-Za-z0-9_-], 1..64 */
+#define CONFIG_REGION_URLS_MAX	1024	/* region.urls, bytes */
+#define CONFIG_STREAM_MAX	64	/* region.stream, [A-Za-z0-9_-] */
+#define CONFIG_SUBJECT_PREFIX_MAX 128	/* region.subject_prefix */
+#define CONFIG_LISTEN_MAX	64	/* ship.metrics_listen, with the NUL */
 
 /* Bounds, inclusive. */
 #define CONFIG_SPOOL_MAX_BYTES_MIN	(1ull << 20)		/* 1M */
@@ -71,13 +94,77 @@
 #define CONFIG_BPF_RING_MAX		(1u << 30)	/* 1G */
 #define CONFIG_BPF_SHED_PCT_MIN		1u
 #define CONFIG_BPF_SHED_PCT_MAX		100u
+#define CONFIG_SHIP_MAX_MESSAGE_MIN	(4ull << 10)		/* 4K */
+#define CONFIG_SHIP_MAX_MESSAGE_MAX	(64ull << 20)		/* 64M */
+#define CONFIG_SHIP_PUBLISH_TIMEOUT_MIN	100u		/* ms */
+#define CONFIG_SHIP_PUBLISH_TIMEOUT_MAX	600000u
+#define CONFIG_SHIP_BACKOFF_BASE_MIN	1u		/* ms */
+#define CONFIG_SHIP_BACKOFF_BASE_MAX	60000u
+#define CONFIG_SHIP_BACKOFF_CAP_MIN	1u		/* ms, and >= base */
+#define CONFIG_SHIP_BACKOFF_CAP_MAX	3600000u
+#define CONFIG_SHIP_RETRY_RATE_MAX	100000u		/* min 0: unlimited */
+#define CONFIG_SHIP_RETRY_BURST_MIN	1u
+#define CONFIG_SHIP_RETRY_BURST_MAX	100000u
+#define CONFIG_SHIP_DEAD_LETTER_MIN	1u		/* attempts */
+#define CONFIG_SHIP_DEAD_LETTER_MAX	1000u
+#define CONFIG_SHIP_BREAKER_FAILURES_MIN 1u
+#define CONFIG_SHIP_BREAKER_FAILURES_MAX 1000u
+#define CONFIG_SHIP_BREAKER_LATENCY_MIN	2u		/* x the normal ack time */
+#define CONFIG_SHIP_BREAKER_LATENCY_MAX	1000u
+#define CONFIG_SHIP_BREAKER_SLOW_MIN	1u
+#define CONFIG_SHIP_BREAKER_SLOW_MAX	1000u
+#define CONFIG_SHIP_BREAKER_OPEN_MIN	10u		/* ms */
+#define CONFIG_SHIP_BREAKER_OPEN_MAX	600000u
+#define CONFIG_SHIP_BREAKER_PROBES_MIN	1u
+#define CONFIG_SHIP_BREAKER_PROBES_MAX	64u
+#define CONFIG_SHIP_WINDOW_MIN		1u		/* both window keys, */
+#define CONFIG_SHIP_WINDOW_MAX		1024u		/* and min <= max */
+#define CONFIG_SHIP_RATE_LIMIT_MAX	1000000u	/* min 0: none */
+#define CONFIG_SHIP_LAG_LIMIT_MAX	31536000u	/* s; min 0: never */
+#define CONFIG_SHIP_FAILBACK_HOLD_MAX	3600000u	/* ms; min 0 */
+#define CONFIG_REGION_REPLICAS_MIN	1u
+#define CONFIG_REGION_REPLICAS_MAX	5u
+#define CONFIG_REGION_DUPE_WINDOW_MIN	1000u		/* ms */
+#define CONFIG_REGION_DUPE_WINDOW_MAX	86400000u
+#define CONFIG_REGION_WEIGHT_MAX	10000u		/* min 0 */
 
 /* Keys SIGHUP may change in a running daemon; every other key is fixed. */
 #define CONFIG_LIVE_KEYS \
 	"spool.max_bytes drain.batch_records drain.batch_bytes " \
 	"drain.batch_ms control.allow_uid control.allow_gid " \
 	"bpf.captures bpf.open_prefixes bpf.uids bpf.cgroups bpf.shed " \
-	"bpf.shed_fill_pct"
+	"bpf.shed_fill_pct ship.max_message ship.publish_timeout_ms " \
+	"ship.backoff_base_ms ship.backoff_cap_ms ship.retry_rate " \
+	"ship.retry_burst ship.dead_letter_after ship.breaker_failures " \
+	"ship.breaker_latency_factor ship.breaker_slow_acks " \
+	"ship.breaker_open_ms ship.breaker_probes ship.window_min " \
+	"ship.window_max ship.rate_limit ship.lag_limit_s " \
+	"ship.failback_hold_ms"
+
+enum config_ship_mode {
+	CONFIG_SHIP_REPLICATE,	/* every batch to every region */
+	CONFIG_SHIP_FAILOVER,	/* each partition to one region (rendezvous) */
+};
+
+/*
+ * One [region NAME] section: a NATS JetStream stream batches are shipped
+ * to.  Every string is NUL-padded to its full size (regions compare
+ * bytewise); regions past nr_regions are all zero.
+ */
+struct config_region {
+	char name[CONFIG_REGION_NAME_MAX + 1];
+	char urls[CONFIG_REGION_URLS_MAX + 1];	/* "nats://h:p,tls://h:p" */
+	char stream[CONFIG_STREAM_MAX + 1];	/* EVRING */
+	char subject_prefix[CONFIG_SUBJECT_PREFIX_MAX + 1];	/* evring */
+	uint32_t replicas;			/* 3 */
+	uint32_t create_stream;			/* 1 ("yes") */
+	uint64_t dupe_window_ms;		/* 120000 */
+	uint32_t weight;			/* 100 */
+	char creds[CONFIG_PATH_MAX];		/* "": none */
+	char tls_ca[CONFIG_PATH_MAX];		/* "": none */
+	char tls_cert[CONFIG_PATH_MAX];		/* "", or set with tls_key */
+	char tls_key[CONFIG_PATH_MAX];
+};
 
 enum config_sync {
 	CONFIG_SYNC_FULL,	/* PRAGMA synchronous=FULL: survives power loss */
@@ -134,6 +221,31 @@ struct evd_config {
 	struct config_bpf_ids bpf_shed;		/* capture ids, shed first first:
 						 * open connect accept; live */
 	uint32_t bpf_shed_fill_pct;		/* 50; live */
+
+	/* [ship]: spooled batches to remote regions (docs/OPERATING.md) */
+	enum config_ship_mode ship_mode;	/* replicate */
+	uint64_t ship_max_message;		/* 1M: a batch's raw body cap; live */
+	uint32_t ship_publish_timeout_ms;	/* 2000; live */
+	uint32_t ship_backoff_base_ms;		/* 100; live */
+	uint32_t ship_backoff_cap_ms;		/* 10000, >= base; live */
+	uint32_t ship_retry_rate;		/* 20/s per region, 0 = unlimited; live */
+	uint32_t ship_retry_burst;		/* 40; live */
+	uint32_t ship_dead_letter_after;	/* 5 attempts; live */
+	uint32_t ship_breaker_failures;		/* 5; live */
+	uint32_t ship_breaker_latency_factor;	/* 20; live */
+	uint32_t ship_breaker_slow_acks;	/* 5; live */
+	uint32_t ship_breaker_open_ms;		/* 2000; live */
+	uint32_t ship_breaker_probes;		/* 1; live */
+	uint32_t ship_window_min;		/* 1; live */
+	uint32_t ship_window_max;		/* 64, >= min; live */
+	uint32_t ship_rate_limit;		/* 0 batches/s per region: none; live */
+	uint32_t ship_lag_limit_s;		/* 0: never park; live */
+	uint32_t ship_failback_hold_ms;		/* 10000; live */
+	char ship_metrics_listen[CONFIG_LISTEN_MAX];	/* 127.0.0.1:9464; "" off */
+
+	/* [region NAME] sections, in file order; fixed while running */
+	unsigned int nr_regions;
+	struct config_region region[CONFIG_REGIONS_MAX];
 };
 
 /* Fill *c with the defaults: what evringd runs on with no file. */
@@ -149,8 +261,9 @@ int config_load(struct evd_config *c, const char *path, char *err,
 
 /*
  * One override, "section.key" = value, validated like the file; list keys
- * (allow_uid, allow_gid) are replaced, not appended.  -EINVAL otherwise,
- * *c unchanged.
+ * (allow_uid, allow_gid) are replaced, not appended.  "region.NAME.key"
+ * sets a key of [region NAME], adding the region (with its defaults) when
+ * new.  -EINVAL otherwise, *c unchanged.
  */
 int config_set(struct evd_config *c, const char *dotted_key,
 	       const char *value, char *err, size_t errlen);
@@ -159,14 +272,17 @@ int config_set(struct evd_config *c, const char *dotted_key,
  * 0 when every key that differs between @old and @new is live, so @new may
  * replace @old in a running daemon.  -EBUSY naming the first fixed key
  * that differs: "spool.path cannot change while running (restart evringd
- * to apply it)".
+ * to apply it)".  Every [region] key is fixed, and so is the list of
+ * regions: a region added, removed or moved is named "region.NAME", a key
+ * of one "region.NAME.key".
  */
 int config_reload_diff(const struct evd_config *old,
 		       const struct evd_config *new, char *err, size_t errlen);
 
 /*
  * The keys that differ between @old and @new, space-separated, into @buf
- * (for logging what a reload changed); returns how many differ.
+ * (for logging what a reload changed), regions named as by
+ * config_reload_diff(); returns how many differ.
  */
 int config_changed_keys(const struct evd_config *old,
 			const struct evd_config *new, char *buf, size_t len);
@@ -176,5 +292,37 @@ int config_allows(const struct evd_config *c, uid_t uid, gid_t gid);
 
 /* "full" / "normal". */
 const char *config_sync_name(enum config_sync s);
+
+/* "replicate" / "failover". */
+const char *config_ship_mode_name(enum config_ship_mode m);
+
+/*
+ * The checks of the shipping values (daemon/config_ship.c), for config.c
+ * and for whoever needs the same rule.  Each returns 0, or -EINVAL with
+ * why (one lowercase phrase, as in "bad value 'v' for k: why") filled in.
+ */
+
+/* 1..@max of [A-Za-z0-9_-]: region names, stream names. */
+int config_check_name(const char *v, size_t max, char *why, size_t len);
+
+/* NATS subject tokens of [A-Za-z0-9_-] joined by single dots, 1..128. */
+int config_check_subject_prefix(const char *v, char *why, size_t len);
+
+/*
+ * Comma-separated "nats://host:port" or "tls://host:port" (host a name, an
+ * IPv4 literal or an [IPv6] literal; port 1..65535), spaces around the
+ * commas allowed; *out (@outlen bytes, zero-padded) gets the list with
+ * single commas and no spaces, "nats://a:4222,tls://b:4222", as libnats'
+ * natsOptions_SetURL() takes it.
+ */
+int config_parse_urls(const char *v, char *out, size_t outlen, char *why,
+		      size_t len);
+
+/*
+ * "A.B.C.D:PORT" or "[V6]:PORT" (literals only: no name is resolved) into
+ * a socket address for bind(); @ss and @sslen may be NULL (check only).
+ */
+int config_listen_addr(const char *v, struct sockaddr_storage *ss,
+		       socklen_t *sslen, char *why, size_t len);
 
 #endif /* EVRINGD_CONFIG_H */
