@@ -27,7 +27,12 @@
  *    within N ms"), even when the TCP connection looks alive.  A late
  *    acknowledgement after that is dropped (the caller reconciles with
  *    JS_OP_LAST anyway).
- *  - Connection changes are results too: op JS_OP_STATE with .connected.
+ *  - Connection changes are results too: op JS_OP_STATE with .connected
+ *    (only changes are reported; the first one says how the background
+ *    connect went).  While not connected, every request is answered at
+ *    once JS_TRANSIENT "not connected": nothing was sent.
+ *  - js_link_close() returns with no callback left running on the link;
+ *    it may wait up to opts.timeout_ms for a blocked network call.
  *  - js_link_fd() is readable (level) while results are pending.
  *  - Thread-safe only as described: submit/poll/close from one thread.
  */
