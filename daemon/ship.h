@@ -18,8 +18,12 @@
  * partitions a region has up to its AIMD window of batches in flight.
  * After an ambiguous outcome (deadline, broken connection, wrong last
  * sequence) nothing more is sent to that partition until the stream was
- * asked what it holds (JS_OP_LAST).  Cursors move in the spool only
- * contiguously and in the transaction that trims what no region needs.
+ * asked what it holds (JS_OP_LAST); in failover mode a copy found there
+ * of a batch another region holds is deleted.  Cursors move in the spool
+ * only contiguously and in the transaction that trims what no region
+ * needs; nothing but an acknowledgement, a reconcile or an acknowledged
+ * dead-letter marker moves one.  Regions are "durable" only with >= 3
+ * stream replicas (JetStream acknowledges before it fsyncs).
  */
 #ifndef EVRINGD_SHIP_H
 #define EVRINGD_SHIP_H
@@ -61,6 +65,7 @@ struct ship_region_status {
 	uint64_t duplicates;		/* acks that said "duplicate" */
 	uint64_t reconciles;
 	uint64_t dead_lettered;
+	uint64_t gaps;			/* parked: continued after a trim */
 	uint64_t ack_p50_us, ack_p99_us;	/* recent window */
 	unsigned int home_partitions;	/* failover: partitions routed here */
 	char last_error[200];
@@ -75,14 +80,17 @@ int ship_region_status(const struct ship *sh, unsigned int i,
  * Dead letters: replay sends the batch back through the normal path (to
  * its region, or in failover mode to its partition's current region) and
  * removes it from the table once delivered; purge removes it unsent.
- * -ENOENT: no such dead letter.
+ * -ENOENT: no such dead letter; replay: -EALREADY when already queued,
+ * -ESRCH when its region is no longer configured; purge: -EBUSY while its
+ * replay is in flight.
  */
 int ship_dlq_replay(struct ship *sh, uint64_t dead_id);
 int ship_dlq_purge(struct ship *sh, uint64_t dead_id);
 
 /*
- * End-to-end latency histogram (record timestamp -> acknowledged by a
- * region), for /metrics: cumulative counts per bucket bound in us.
+ * Spool-to-region latency histogram (a batch's created_ns in the spool ->
+ * acknowledged by a region; every region's acks), for /metrics: cumulative
+ * counts per bucket bound in us.
  */
 #define SHIP_LAT_BUCKETS	16
 struct ship_latency {

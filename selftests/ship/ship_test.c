@@ -1,0 +1,1054 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * ship_test: the shipping engine (daemon/ship.h, docs/SHIPPING.md) against
+ * real single-node nats-server processes on 127.0.0.1 (ports 14300-14399;
+ * $NATS_SERVER overrides /usr/sbin/nats-server), a real spool in
+ * /tmp/ship-test-<pid> and the daemon's event loop.
+ *
+ * Every test commits batches with spool_commit() (some while the loop
+ * runs, as the drain would), runs the loop until a condition holds or a
+ * bound passes, then reads every stream back with js_read_stream() and
+ * decodes each batch with batch_decode(): per partition every record seq
+ * must be present exactly once (over the union of the streams in failover
+ * mode), in order within each subject.  Streams are R1 (replicas = 1), so
+ * the regions are reported not durable, as they are.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/evring.h>
+
+#include "batch.h"
+#include "config.h"
+#include "jetstream.h"
+#include "loop.h"
+#include "ship.h"
+#include "ship_policy.h"
+#include "spool.h"
+#include "kselftest_harness.h"
+
+#define HOST		"test-host"
+#define EPOCH		0x8000000000000007ull
+#define NPARTS		4u
+#define MAX_BATCHES	400
+#define STREAM		"EVRING"
+#define PREFIX		"evt"
+
+/* --- nats-server ------------------------------------------------------ */
+
+struct srv {
+	pid_t pid;
+	int port;
+	char name[16];
+	char conf[PATH_MAX];
+	char log[PATH_MAX];
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void test_dir(char *buf, size_t len)
+{
+	snprintf(buf, len, "/tmp/ship-test-%d", (int)getpid());
+}
+
+/* Server @name on @port, its store in the test directory. */
+static int srv_config(struct srv *s, const char *name, int port,
+		      int max_payload)
+{
+	char dir[PATH_MAX];
+	FILE *f;
+
+	test_dir(dir, sizeof(dir));
+	mkdir(dir, 0700);
+	s->port = port;
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	snprintf(s->conf, sizeof(s->conf), "%s/%s.conf", dir, name);
+	snprintf(s->log, sizeof(s->log), "%s/%s.log", dir, name);
+	f = fopen(s->conf, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "server_name: %s\nlisten: 127.0.0.1:%d\n", name, port);
+	fprintf(f, "jetstream {\n  store_dir: \"%s/%s\"\n}\n", dir, name);
+	if (max_payload)
+		fprintf(f, "max_payload: %d\n", max_payload);
+	return fclose(f) ? -errno : 0;
+}
+
+static bool port_open(int port)
+{
+	struct sockaddr_in a = {
+		.sin_family = AF_INET,
+		.sin_port = htons(port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static int srv_start(struct srv *s)
+{
+	const char *bin = getenv("NATS_SERVER");
+	uint64_t end = now_ms() + 10000;
+	int st;
+
+	if (!bin || !*bin)
+		bin = "/usr/sbin/nats-server";
+	s->pid = fork();
+	if (s->pid < 0)
+		return -errno;
+	if (s->pid == 0) {
+		int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			      0600);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(bin, "nats-server", "-c", s->conf, (char *)NULL);
+		_exit(127);
+	}
+	while (!port_open(s->port)) {
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->pid = 0;
+			return -ECHILD;
+		}
+		if (now_ms() > end)
+			return -ETIMEDOUT;
+		sleep_ms(20);
+	}
+	return 0;
+}
+
+static void srv_kill(struct srv *s)
+{
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGCONT);
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	s->pid = 0;
+}
+
+/* --- the environment of one test ----------------------------------------- */
+
+struct sent {
+	uint64_t id;		/* spool batch id */
+	uint32_t part;
+	uint64_t first;
+	uint32_t count;
+};
+
+struct env {
+	char dir[PATH_MAX];
+	char spool_path[PATH_MAX];
+	struct spool *spool;
+	struct loop *loop;
+	struct ship *ship;
+	struct evd_config cfg;
+	struct srv srv[2];
+	unsigned int nsrv;
+	/* batches committed */
+	struct sent sent[MAX_BATCHES];
+	unsigned int nsent;
+	uint64_t next_seq[NPARTS];
+	uint64_t position[NPARTS];
+	unsigned int big_at;	/* 1-based index of a poison batch, 0: none */
+	/* committing while the loop runs */
+	unsigned int feed_to;	/* commit until nsent == feed_to */
+	uint64_t feed_timer;
+};
+
+static struct env *env_new(void)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	char cmd[PATH_MAX + 32];
+
+	if (!e)
+		return NULL;
+	test_dir(e->dir, sizeof(e->dir));
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+	if (system(cmd))
+		return NULL;
+	mkdir(e->dir, 0700);
+	snprintf(e->spool_path, sizeof(e->spool_path), "%s/spool.db", e->dir);
+	for (unsigned int i = 0; i < NPARTS; i++)
+		e->next_seq[i] = 1;
+	return e;
+}
+
+static void env_free(struct env *e)
+{
+	char cmd[PATH_MAX + 32];
+
+	if (!e)
+		return;
+	ship_free(e->ship);
+	for (unsigned int i = 0; i < 2; i++)
+		srv_kill(&e->srv[i]);
+	spool_close(e->spool);
+	loop_free(e->loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+	if (system(cmd))
+		fprintf(stderr, "# cannot remove %s\n", e->dir);
+	free(e);
+}
+
+static int env_open_spool(struct env *e)
+{
+	struct spool_opts o = { .path = e->spool_path };
+	char err[256];
+	int ret = spool_open(&o, &e->spool, err, sizeof(err));
+
+	if (ret)
+		fprintf(stderr, "# %s\n", err);
+	return ret;
+}
+
+/* The config of @n regions "a", "b" on the servers' ports. */
+static void env_config(struct env *e, unsigned int n, int port0, int port1,
+		       enum config_ship_mode mode)
+{
+	struct evd_config *c = &e->cfg;
+	int ports[2] = { port0, port1 };
+
+	config_init(c);
+	snprintf(c->host_id, sizeof(c->host_id), "%s", HOST);
+	c->ship_mode = mode;
+	c->ship_publish_timeout_ms = 500;
+	c->ship_backoff_base_ms = 20;
+	c->ship_backoff_cap_ms = 200;
+	c->ship_retry_rate = 0;
+	c->ship_retry_burst = 40;
+	c->ship_dead_letter_after = 3;
+	c->ship_breaker_failures = 3;
+	c->ship_breaker_open_ms = 500;
+	c->ship_breaker_probes = 1;
+	c->ship_window_min = 4;
+	c->ship_window_max = 16;
+	c->ship_rate_limit = 0;
+	c->ship_lag_limit_s = 0;
+	c->ship_failback_hold_ms = 1000;
+	c->nr_regions = n;
+	for (unsigned int i = 0; i < n; i++) {
+		struct config_region *r = &c->region[i];
+
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%c", 'a' + i);
+		snprintf(r->urls, sizeof(r->urls), "nats://127.0.0.1:%d",
+			 ports[i]);
+		snprintf(r->stream, sizeof(r->stream), STREAM);
+		snprintf(r->subject_prefix, sizeof(r->subject_prefix), PREFIX);
+		r->replicas = 1;
+		r->create_stream = 1;
+		r->dupe_window_ms = 120000;
+		r->weight = 100;
+	}
+}
+
+static int env_ship(struct env *e)
+{
+	char err[256] = "";
+	int ret = ship_new(e->loop, e->spool, &e->cfg, &e->ship, err,
+			   sizeof(err));
+
+	if (ret)
+		fprintf(stderr, "# ship_new: %s\n", err);
+	return ret;
+}
+
+/* Commit the next batch: partition nsent % NPARTS, 3 records (or 1 big). */
+static int commit_next(struct env *e)
+{
+	unsigned int k = e->nsent;
+	uint32_t part = k % NPARTS;
+	bool big = e->big_at == k + 1;
+	uint32_t count = big ? 1 : 3;
+	uint32_t plen = big ? 8000 : 24;
+	struct batch_meta m = {
+		.source = BATCH_SRC_SOCKET, .partition = part, .epoch = EPOCH,
+		.first_seq = e->next_seq[part], .count = count,
+	};
+	size_t cap = count * EVRING_REC_SIZE(plen), off = 0;
+	unsigned char *recs = calloc(1, cap);
+	struct spool_append a = { 0 };
+	struct spool_stats st;
+	void *out = NULL;
+	size_t len;
+	int ret;
+
+	if (!recs || k >= MAX_BATCHES)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < count; i++) {
+		struct evring_rec r = {
+			.len = plen, .seq = m.first_seq + i, .ts_ns = 1,
+		};
+
+		memcpy(recs + off, &r, sizeof(r));
+		/* incompressible enough for the big one */
+		for (uint32_t j = 0; j < plen; j++)
+			recs[off + sizeof(r) + j] =
+				(r.seq * 2654435761u + j * 40503u) >> 7;
+		off += EVRING_REC_SIZE(plen);
+	}
+	strcpy(m.host_id, HOST);
+	ret = batch_encode(&m, recs, off, NULL, 0, BATCH_COMP_NONE, &out, &len);
+	free(recs);
+	if (ret)
+		return ret;
+	e->position[part] += off;
+	a.batch = out;
+	a.len = len;
+	a.position = e->position[part];
+	ret = spool_commit(e->spool, &a, 1, NULL, 0, NULL, 0);
+	free(out);
+	if (ret)
+		return ret;
+	ret = spool_stats(e->spool, &st);
+	if (ret)
+		return ret;
+	e->sent[k] = (struct sent){ st.last_id, part, m.first_seq, count };
+	e->next_seq[part] += count;
+	e->nsent++;
+	return 0;
+}
+
+static int commit_n(struct env *e, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		int ret = commit_next(e);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* While the loop runs: one batch every 5 ms until feed_to, as the drain. */
+static void feed_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct env *e = arg;
+
+	if (e->nsent >= e->feed_to)
+		return;
+	if (commit_next(e) == 0)
+		ship_kick(e->ship);
+}
+
+static void env_feed(struct env *e, unsigned int to)
+{
+	e->feed_to = to;
+	if (!e->feed_timer)
+		loop_add_timer(e->loop, 5, 5, feed_cb, e, &e->feed_timer);
+}
+
+/* The last spooled batch id of @part, 0: none. */
+static uint64_t last_id_of(const struct env *e, uint32_t part)
+{
+	uint64_t id = 0;
+
+	for (unsigned int i = 0; i < e->nsent; i++)
+		if (e->sent[i].part == part)
+			id = e->sent[i].id;
+	return id;
+}
+
+struct cur_walk {
+	const char *region;
+	uint64_t id[NPARTS];
+	uint64_t last_seq[NPARTS];
+	uint64_t stream_seq[NPARTS];
+};
+
+static int cur_cb(const struct spool_cursor *c, void *arg)
+{
+	struct cur_walk *w = arg;
+
+	if (!strcmp(c->region, w->region) && c->partition < NPARTS &&
+	    c->source == BATCH_SRC_SOCKET) {
+		w->id[c->partition] = c->batch_id;
+		w->last_seq[c->partition] = c->last_seq;
+		w->stream_seq[c->partition] = c->stream_seq;
+	}
+	return 0;
+}
+
+/* Region @name's committed cursors equal the last batch of every part. */
+static bool cursors_done(struct env *e, const char *name)
+{
+	struct cur_walk w = { .region = name };
+
+	if (spool_foreach_cursor(e->spool, cur_cb, &w) < 0)
+		return false;
+	for (uint32_t p = 0; p < NPARTS; p++)
+		if (w.id[p] != last_id_of(e, p))
+			return false;
+	return true;
+}
+
+/* Failover: the max over regions of the committed cursors is the last. */
+static bool global_done(struct env *e)
+{
+	struct cur_walk a = { .region = "a" }, b = { .region = "b" };
+
+	if (spool_foreach_cursor(e->spool, cur_cb, &a) < 0 ||
+	    spool_foreach_cursor(e->spool, cur_cb, &b) < 0)
+		return false;
+	for (uint32_t p = 0; p < NPARTS; p++) {
+		uint64_t g = a.id[p] > b.id[p] ? a.id[p] : b.id[p];
+
+		if (g != last_id_of(e, p))
+			return false;
+	}
+	return true;
+}
+
+struct run {
+	struct env *e;
+	bool (*cond)(struct env *e, void *arg);
+	void *arg;
+	uint64_t end;
+	bool met;
+};
+
+static void run_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct run *r = arg;
+
+	if (r->cond(r->e, r->arg)) {
+		r->met = true;
+		loop_stop(l);
+	} else if (now_ms() >= r->end) {
+		loop_stop(l);
+	}
+}
+
+/* Run the loop until @cond holds (true) or @ms passed (false). */
+static bool run_until(struct env *e, bool (*cond)(struct env *, void *),
+		      void *arg, unsigned int ms)
+{
+	struct run r = { e, cond, arg, now_ms() + ms, false };
+	uint64_t id;
+
+	if (loop_add_timer(e->loop, 10, 10, run_cb, &r, &id))
+		return false;
+	loop_run(e->loop);
+	loop_cancel_timer(e->loop, id);
+	return r.met;
+}
+
+static bool all_delivered(struct env *e, void *arg)
+{
+	const char *regions = arg ? arg : "a";
+
+	if (e->nsent < e->feed_to)
+		return false;
+	for (const char *c = regions; *c; c++) {
+		char name[2] = { *c, 0 };
+
+		if (!cursors_done(e, name))
+			return false;
+	}
+	return true;
+}
+
+static bool failover_delivered(struct env *e, void *arg)
+{
+	return e->nsent >= e->feed_to && global_done(e);
+}
+
+static struct ship_region_status region_st(struct env *e, unsigned int i)
+{
+	struct ship_region_status st;
+
+	memset(&st, 0xa5, sizeof(st));
+	if (ship_region_status(e->ship, i, &st))
+		memset(&st, 0, sizeof(st));
+	return st;
+}
+
+static bool shipped_at_least(struct env *e, void *arg)
+{
+	return region_st(e, 0).shipped_batches >= (uint64_t)(uintptr_t)arg;
+}
+
+static bool breaker_is(struct env *e, void *arg)
+{
+	struct ship_region_status st = region_st(e, 0);
+
+	return st.breaker && !strcmp(st.breaker, arg);
+}
+
+/* --- reading streams back ---------------------------------------------- */
+
+struct check {
+	unsigned int seen[NPARTS][1024];	/* per record seq: copies */
+	uint64_t last_seq_in[2][NPARTS];	/* per stream: order */
+	unsigned int stream;
+	unsigned int out_of_order;
+	unsigned int bad;			/* undecodable, foreign */
+	unsigned int markers;
+	char marker_reason[256];
+	char marker_id[JS_MSGID_MAX];
+	uint64_t messages;
+};
+
+static int check_cb(const struct js_stored *m, void *arg)
+{
+	struct check *c = arg;
+	struct batch_view v;
+	char want[JS_SUBJECT_MAX];
+
+	c->messages++;
+	if (m->dead_letter) {
+		c->markers++;
+		snprintf(c->marker_reason, sizeof(c->marker_reason), "%s",
+			 m->dead_letter);
+		snprintf(c->marker_id, sizeof(c->marker_id), "%s", m->msg_id);
+		return 0;
+	}
+	if (batch_decode(m->data, m->len, &v)) {
+		c->bad++;
+		return 0;
+	}
+	snprintf(want, sizeof(want), PREFIX "." HOST ".socket-%" PRIu32,
+		 v.meta.partition);
+	if (v.meta.partition >= NPARTS || strcmp(want, m->subject) ||
+	    v.meta.first_seq + v.meta.count > 1024) {
+		c->bad++;
+	} else {
+		uint64_t *last = &c->last_seq_in[c->stream][v.meta.partition];
+
+		if (v.meta.first_seq <= *last)
+			c->out_of_order++;
+		*last = v.meta.first_seq + v.meta.count - 1;
+		for (uint32_t i = 0; i < v.meta.count; i++)
+			c->seen[v.meta.partition][v.meta.first_seq + i]++;
+	}
+	batch_view_release(&v);
+	return 0;
+}
+
+static int read_stream(struct env *e, unsigned int region, struct check *c)
+{
+	struct config_region *r = &e->cfg.region[region];
+	struct js_link_opts o = {
+		.region = r->name, .urls = r->urls, .stream = r->stream,
+		.subject_prefix = r->subject_prefix, .replicas = 1,
+		.timeout_ms = 2000, .max_pending = 16,
+	};
+	char err[256] = "";
+	int ret;
+
+	c->stream = region;
+	ret = js_read_stream(&o, 1, check_cb, c, err, sizeof(err));
+	if (ret)
+		fprintf(stderr, "# js_read_stream %s: %s\n", r->name, err);
+	return ret;
+}
+
+/* Every committed record seen exactly once; returns the number of faults. */
+static unsigned int check_exactly_once(struct env *e, struct check *c)
+{
+	unsigned int faults = c->out_of_order + c->bad;
+
+	for (uint32_t p = 0; p < NPARTS; p++)
+		for (uint64_t s = 1; s < 1024; s++) {
+			unsigned int want = s < e->next_seq[p] ? 1 : 0;
+
+			if (c->seen[p][s] != want) {
+				if (faults < 10)
+					fprintf(stderr, "# part %u seq %" PRIu64
+						": %u copies\n", p, s,
+						c->seen[p][s]);
+				faults++;
+			}
+		}
+	if (faults)
+		fprintf(stderr, "# %u faults (%u out of order, %u bad)\n",
+			faults, c->out_of_order, c->bad);
+	return faults;
+}
+
+static struct env *setup(struct __test_metadata *_metadata, unsigned int n,
+			 int port0, int port1, enum config_ship_mode mode,
+			 int max_payload)
+{
+	struct env *e = env_new();
+
+	if (!e)
+		return NULL;
+	env_config(e, n, port0, port1, mode);
+	if (loop_new(&e->loop) || env_open_spool(e)) {
+		env_free(e);
+		return NULL;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "n%c", 'a' + i);
+		if (srv_config(&e->srv[i], name, i ? port1 : port0,
+			       max_payload) || srv_start(&e->srv[i])) {
+			env_free(e);
+			return NULL;
+		}
+	}
+	e->nsrv = n;
+	return e;
+}
+
+/* --- tests -------------------------------------------------------------- */
+
+TEST(hundred_batches_four_partitions_exactly_once_then_trimmed)
+{
+	struct env *e = setup(_metadata, 1, 14300, 0, CONFIG_SHIP_REPLICATE, 0);
+	struct ship_region_status st;
+	struct spool_stats ss;
+	struct check *c = calloc(1, sizeof(*c));
+	struct cur_walk w = { .region = "a" };
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	ASSERT_EQ(0, commit_n(e, 50));
+	ASSERT_EQ(0, env_ship(e));
+	env_feed(e, 100);
+	ASSERT_TRUE(run_until(e, all_delivered, NULL, 15000));
+
+	/* cursors equal the last batch of each partition, rows trimmed */
+	ASSERT_EQ(0, spool_foreach_cursor(e->spool, cur_cb, &w));
+	for (uint32_t p = 0; p < NPARTS; p++) {
+		EXPECT_EQ(last_id_of(e, p), w.id[p]);
+		EXPECT_EQ(e->next_seq[p] - 1, w.last_seq[p]);
+		EXPECT_LT(0u, w.stream_seq[p]);
+	}
+	ASSERT_EQ(0, spool_stats(e->spool, &ss));
+	EXPECT_EQ(0u, ss.batches);
+
+	st = region_st(e, 0);
+	EXPECT_STREQ("a", st.name);
+	EXPECT_TRUE(st.connected);
+	EXPECT_FALSE(st.durable);	/* R1 */
+	EXPECT_EQ(1u, st.replicas);
+	EXPECT_STREQ("closed", st.breaker);
+	EXPECT_EQ(100u, st.shipped_batches);
+	EXPECT_EQ(300u, st.shipped_events);
+	EXPECT_EQ(0u, st.lag_batches);
+	EXPECT_EQ(0u, st.dead_lettered);
+	EXPECT_GE(st.ack_p99_us, st.ack_p50_us);
+	EXPECT_EQ(0, ship_region_status(e->ship, 1, &st) == -ENOENT ? 0 : 1);
+	{
+		struct ship_latency lat;
+
+		ship_latency(e->ship, &lat);
+		EXPECT_EQ(100u, lat.n);
+		EXPECT_EQ(100u, lat.count[SHIP_LAT_BUCKETS - 1]);
+		EXPECT_EQ(UINT64_MAX, lat.le_us[SHIP_LAT_BUCKETS - 1]);
+	}
+
+	ASSERT_EQ(0, read_stream(e, 0, c));
+	EXPECT_EQ(100u, c->messages);
+	EXPECT_EQ(0u, check_exactly_once(e, c));
+	free(c);
+	env_free(e);
+}
+
+TEST(server_killed_mid_stream_and_restarted_exactly_once)
+{
+	struct env *e = setup(_metadata, 1, 14301, 0, CONFIG_SHIP_REPLICATE, 0);
+	struct check *c = calloc(1, sizeof(*c));
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	ASSERT_EQ(0, env_ship(e));
+	env_feed(e, 200);
+	ASSERT_TRUE(run_until(e, shipped_at_least, (void *)40, 10000));
+	srv_kill(&e->srv[0]);
+	run_until(e, shipped_at_least, (void *)100000, 1000);
+	EXPECT_FALSE(region_st(e, 0).connected);
+	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	ASSERT_TRUE(run_until(e, all_delivered, NULL, 15000));
+	EXPECT_GT(region_st(e, 0).reconciles, NPARTS);
+
+	ASSERT_EQ(0, read_stream(e, 0, c));
+	EXPECT_EQ(0u, check_exactly_once(e, c));
+	free(c);
+	env_free(e);
+}
+
+TEST(sigstop_opens_breaker_sigcont_closes_it_exactly_once)
+{
+	struct env *e = setup(_metadata, 1, 14302, 0, CONFIG_SHIP_REPLICATE, 0);
+	struct check *c = calloc(1, sizeof(*c));
+	struct ship_region_status st;
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	ASSERT_EQ(0, env_ship(e));
+	env_feed(e, 150);
+	ASSERT_TRUE(run_until(e, shipped_at_least, (void *)30, 10000));
+	kill(e->srv[0].pid, SIGSTOP);
+	ASSERT_TRUE(run_until(e, breaker_is, "open", 10000));
+	st = region_st(e, 0);
+	EXPECT_GE(st.breaker_opened, 1u);
+	EXPECT_NE(0, st.last_error[0]);
+	kill(e->srv[0].pid, SIGCONT);
+	ASSERT_TRUE(run_until(e, all_delivered, NULL, 15000));
+	ASSERT_TRUE(run_until(e, breaker_is, "closed", 5000));
+
+	ASSERT_EQ(0, read_stream(e, 0, c));
+	EXPECT_EQ(0u, check_exactly_once(e, c));
+	free(c);
+	env_free(e);
+}
+
+TEST(restart_with_publishes_in_flight_reconciles_exactly_once)
+{
+	struct env *e = setup(_metadata, 1, 14303, 0, CONFIG_SHIP_REPLICATE, 0);
+	struct check *c = calloc(1, sizeof(*c));
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	e->cfg.ship_window_min = 16;
+	ASSERT_EQ(0, commit_n(e, 200));
+	e->feed_to = 200;
+	for (int round = 0; round < 3; round++) {
+		uint64_t want = 20 + 10 * round;
+
+		ASSERT_EQ(0, env_ship(e));
+		run_until(e, shipped_at_least, (void *)(uintptr_t)want, 10000);
+		/* evringd exits: whatever is in flight is abandoned */
+		ship_free(e->ship);
+		e->ship = NULL;
+		ASSERT_EQ(0, commit_n(e, 20));
+		e->feed_to += 20;
+	}
+	ASSERT_EQ(0, env_ship(e));
+	ASSERT_TRUE(run_until(e, all_delivered, NULL, 15000));
+	EXPECT_GE(region_st(e, 0).reconciles, NPARTS);
+
+	ASSERT_EQ(0, read_stream(e, 0, c));
+	EXPECT_EQ(0u, check_exactly_once(e, c));
+	free(c);
+	env_free(e);
+}
+
+TEST(cursor_rolled_back_in_spool_is_adopted_without_duplicates)
+{
+	/* region b never answers: rows stay in the spool for the reconcile */
+	struct env *e = setup(_metadata, 1, 14304, 0, CONFIG_SHIP_REPLICATE, 0);
+	struct check *c = calloc(1, sizeof(*c));
+	struct cur_walk w = { .region = "a" }, before = { .region = "a" };
+	struct ship_region_status st;
+	char cmd[PATH_MAX + 256];
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	env_config(e, 2, 14304, 14305, CONFIG_SHIP_REPLICATE);
+	ASSERT_EQ(0, commit_n(e, 40));
+	e->feed_to = 40;
+	ASSERT_EQ(0, env_ship(e));
+	ASSERT_TRUE(run_until(e, all_delivered, "a", 10000));
+	ship_free(e->ship);
+	e->ship = NULL;
+	ASSERT_EQ(0, spool_foreach_cursor(e->spool, cur_cb, &before));
+
+	/* roll a's cursors back to the 2nd batch of each partition */
+	spool_close(e->spool);
+	e->spool = NULL;
+	snprintf(cmd, sizeof(cmd),
+		 "sqlite3 '%s' \"UPDATE cursors SET batch_id = %" PRIu64
+		 ", last_seq = 6, stream_seq = 2 WHERE region = 'a' AND"
+		 " partition = 0; UPDATE cursors SET batch_id = 0, epoch = 0,"
+		 " last_seq = 0, stream_seq = 0 WHERE region = 'a' AND"
+		 " partition = 1;\"", e->spool_path, e->sent[4].id);
+	ASSERT_EQ(0, system(cmd));
+	ASSERT_EQ(0, env_open_spool(e));
+	ASSERT_EQ(0, spool_foreach_cursor(e->spool, cur_cb, &w));
+	ASSERT_EQ(e->sent[4].id, w.id[0]);
+	ASSERT_EQ(0u, w.id[1]);
+
+	ASSERT_EQ(0, env_ship(e));
+	ASSERT_TRUE(run_until(e, all_delivered, "a", 10000));
+	st = region_st(e, 0);
+	EXPECT_EQ(0u, st.shipped_batches);	/* nothing sent again */
+	EXPECT_GE(st.reconciles, NPARTS);
+	memset(&w, 0, sizeof(w));
+	w.region = "a";
+	ASSERT_EQ(0, spool_foreach_cursor(e->spool, cur_cb, &w));
+	for (uint32_t p = 0; p < NPARTS; p++) {
+		EXPECT_EQ(before.id[p], w.id[p]);
+		EXPECT_EQ(before.last_seq[p], w.last_seq[p]);
+		EXPECT_EQ(before.stream_seq[p], w.stream_seq[p]);
+	}
+
+	/* and new batches continue the subjects */
+	env_feed(e, 60);
+	ASSERT_TRUE(run_until(e, all_delivered, "a", 10000));
+	ASSERT_EQ(0, read_stream(e, 0, c));
+	EXPECT_EQ(60u, c->messages);
+	EXPECT_EQ(0u, check_exactly_once(e, c));
+	free(c);
+	env_free(e);
+}
+
+struct dead_walk {
+	unsigned int n;
+	struct spool_dead d;
+};
+
+static int dead_cb(const struct spool_dead *d, void *arg)
+{
+	struct dead_walk *w = arg;
+
+	w->n++;
+	w->d = *d;
+	return 0;
+}
+
+static bool no_dead(struct env *e, void *arg)
+{
+	struct dead_walk w = { 0 };
+
+	return spool_foreach_dead(e->spool, dead_cb, &w) == 0 && !w.n;
+}
+
+TEST(poison_batch_dead_lettered_later_batches_flow_then_replayed)
+{
+	struct env *e = setup(_metadata, 1, 14306, 0, CONFIG_SHIP_REPLICATE,
+			      4096);
+	struct check *c = calloc(1, sizeof(*c));
+	struct dead_walk dw = { 0 };
+	struct ship_region_status st;
+	unsigned int poison;
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	e->big_at = 10;		/* partition 1 */
+	poison = e->big_at - 1;
+	ASSERT_EQ(0, commit_n(e, 40));
+	e->feed_to = 40;
+	ASSERT_EQ(0, env_ship(e));
+	ASSERT_TRUE(run_until(e, all_delivered, NULL, 10000));
+
+	ASSERT_EQ(0, spool_foreach_dead(e->spool, dead_cb, &dw));
+	ASSERT_EQ(1u, dw.n);
+	EXPECT_STREQ("a", dw.d.region);
+	EXPECT_EQ(e->sent[poison].id, dw.d.batch.id);
+	EXPECT_EQ(e->sent[poison].first, dw.d.batch.first_seq);
+	EXPECT_EQ(3u, dw.d.attempts);
+	EXPECT_NE(NULL, strstr(dw.d.reason, "max_payload of 4096"));
+	st = region_st(e, 0);
+	EXPECT_EQ(1u, st.dead_lettered);
+	EXPECT_EQ(39u, st.shipped_batches);
+
+	/* the marker is in the stream, the batch is not */
+	ASSERT_EQ(0, read_stream(e, 0, c));
+	EXPECT_EQ(1u, c->markers);
+	EXPECT_NE(NULL, strstr(c->marker_reason, "max_payload"));
+	{
+		char want[JS_MSGID_MAX];
+
+		snprintf(want, sizeof(want), HOST "/socket-1/%" PRIu64 "/%"
+			 PRIu64 "/dead", (uint64_t)EPOCH,
+			 e->sent[poison].first);
+		EXPECT_STREQ(want, c->marker_id);
+	}
+	EXPECT_EQ(0u, c->seen[1][e->sent[poison].first]);
+	EXPECT_EQ(1u, c->seen[1][e->sent[poison].first + 1]);
+
+	/* the fix: a bigger max_payload; then the operator replays */
+	srv_kill(&e->srv[0]);
+	ASSERT_EQ(0, srv_config(&e->srv[0], "na", 14306, 65536));
+	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	EXPECT_EQ(-ENOENT, ship_dlq_replay(e->ship, dw.d.id + 100));
+	ASSERT_EQ(0, ship_dlq_replay(e->ship, dw.d.id));
+	EXPECT_EQ(-EALREADY, ship_dlq_replay(e->ship, dw.d.id));
+	ASSERT_TRUE(run_until(e, no_dead, NULL, 10000));
+
+	memset(c, 0, sizeof(*c));
+	ASSERT_EQ(0, read_stream(e, 0, c));
+	EXPECT_EQ(1u, c->markers);
+	/* every record exactly once; the replayed batch came last */
+	c->out_of_order = 0;
+	EXPECT_EQ(0u, check_exactly_once(e, c));
+	EXPECT_EQ(-ENOENT, ship_dlq_purge(e->ship, dw.d.id));
+	free(c);
+	env_free(e);
+}
+
+TEST(two_regions_replicate_both_streams_complete)
+{
+	struct env *e = setup(_metadata, 2, 14307, 14308,
+			      CONFIG_SHIP_REPLICATE, 0);
+	struct check *c = calloc(1, sizeof(*c));
+	struct spool_stats ss;
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	ASSERT_EQ(0, env_ship(e));
+	env_feed(e, 100);
+	ASSERT_TRUE(run_until(e, all_delivered, "ab", 15000));
+	ASSERT_EQ(0, spool_stats(e->spool, &ss));
+	EXPECT_EQ(0u, ss.batches);
+	for (unsigned int r = 0; r < 2; r++) {
+		memset(c, 0, sizeof(*c));
+		ASSERT_EQ(0, read_stream(e, r, c));
+		EXPECT_EQ(100u, c->messages);
+		EXPECT_EQ(0u, check_exactly_once(e, c));
+		EXPECT_EQ(100u, region_st(e, r).shipped_batches);
+	}
+	free(c);
+	env_free(e);
+}
+
+/* Partitions whose home (rendezvous rank 0) is region @home. */
+static unsigned int homed_at(unsigned int home)
+{
+	const char *names[2] = { "a", "b" };
+	unsigned int weights[2] = { 100, 100 }, order[2], n = 0;
+
+	for (uint32_t p = 0; p < NPARTS; p++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "socket-%u", p);
+		rendezvous_rank(key, names, weights, 2, order);
+		n += order[0] == home;
+	}
+	return n;
+}
+
+static bool failed_back(struct env *e, void *arg)
+{
+	return region_st(e, 0).home_partitions == homed_at(0) &&
+	       region_st(e, 1).home_partitions == homed_at(1) &&
+	       failover_delivered(e, NULL);
+}
+
+static bool b_shipped_more(struct env *e, void *arg)
+{
+	return region_st(e, 1).shipped_batches >= *(uint64_t *)arg + 20;
+}
+
+static bool moved_off_a(struct env *e, void *arg)
+{
+	return region_st(e, 0).home_partitions == 0 &&
+	       region_st(e, 1).home_partitions == NPARTS;
+}
+
+TEST(failover_kill_home_moves_then_fails_back_nothing_lost_or_doubled)
+{
+	struct env *e = setup(_metadata, 2, 14309, 14310, CONFIG_SHIP_FAILOVER,
+			      0);
+	struct check *c = calloc(1, sizeof(*c));
+	uint64_t b_before;
+	struct ship_region_status st;
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	ASSERT_LT(0u, homed_at(0));	/* else the test proves nothing */
+	ASSERT_EQ(0, env_ship(e));
+	env_feed(e, 300);
+	ASSERT_TRUE(run_until(e, shipped_at_least, (void *)30, 10000));
+	srv_kill(&e->srv[0]);
+	ASSERT_TRUE(run_until(e, moved_off_a, NULL, 8000));
+	/* b now ships a's partitions too, while a is down */
+	b_before = region_st(e, 1).shipped_batches;
+	ASSERT_TRUE(run_until(e, b_shipped_more, &b_before, 5000));
+	st = region_st(e, 0);
+	EXPECT_FALSE(st.connected);
+	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	ASSERT_TRUE(run_until(e, failed_back, NULL, 15000));
+
+	for (unsigned int r = 0; r < 2; r++)
+		ASSERT_EQ(0, read_stream(e, r, c));
+	EXPECT_EQ(0u, check_exactly_once(e, c));
+	EXPECT_LT(0u, region_st(e, 1).shipped_batches);
+	free(c);
+	env_free(e);
+}
+
+/*
+ * A paused home region keeps the publishes that timed out in its socket
+ * buffer; its partitions move, region b delivers those batches, and after
+ * SIGCONT region a stores its copies too (their expected last sequences
+ * still match).  Reconciling finds them and deletes them: the union of
+ * both streams holds every record once.
+ */
+TEST(failover_sigstop_home_stray_copies_deleted_nothing_doubled)
+{
+	struct env *e = setup(_metadata, 2, 14311, 14312, CONFIG_SHIP_FAILOVER,
+			      0);
+	struct check *c = calloc(1, sizeof(*c));
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	ASSERT_LT(0u, homed_at(0));
+	ASSERT_EQ(0, env_ship(e));
+	env_feed(e, 300);
+	ASSERT_TRUE(run_until(e, shipped_at_least, (void *)30, 10000));
+	kill(e->srv[0].pid, SIGSTOP);
+	ASSERT_TRUE(run_until(e, moved_off_a, NULL, 8000));
+	EXPECT_STRNE("closed", region_st(e, 0).breaker);
+	kill(e->srv[0].pid, SIGCONT);
+	ASSERT_TRUE(run_until(e, failed_back, NULL, 15000));
+
+	for (unsigned int r = 0; r < 2; r++)
+		ASSERT_EQ(0, read_stream(e, r, c));
+	EXPECT_EQ(0u, check_exactly_once(e, c));
+	free(c);
+	env_free(e);
+}
+
+TEST(no_regions_is_a_noop_shipper)
+{
+	struct env *e = env_new();
+	struct ship_region_status st;
+
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ(0, loop_new(&e->loop));
+	ASSERT_EQ(0, env_open_spool(e));
+	env_config(e, 0, 0, 0, CONFIG_SHIP_REPLICATE);
+	ASSERT_EQ(0, env_ship(e));
+	EXPECT_EQ(0u, ship_nregions(e->ship));
+	EXPECT_EQ(-ENOENT, ship_region_status(e->ship, 0, &st));
+	ship_kick(e->ship);
+	EXPECT_EQ(-ENOENT, ship_dlq_purge(e->ship, 1));
+	env_free(e);
+}
+
+TEST_HARNESS_MAIN
