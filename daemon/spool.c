@@ -19,8 +19,13 @@
  *  - A file that is not ours, or is ours but damaged, is reported and left
  *    byte for byte as it was: nothing is written before it is identified
  *    and checked.
+ *  - One spool_ship_commit() moves cursors and deletes the rows they
+ *    release in one transaction; a cursor never moves back.  After a crash
+ *    a partition's rows start right after its least advanced cursor.
  *  - The hot counters (spool_stats) live in memory: loaded once at open,
- *    updated only after a COMMIT succeeded.
+ *    updated only after a COMMIT succeeded.  Every trim, whole-spool or
+ *    per partition, goes through trim_rows()/trim_apply(), so they stay
+ *    exact (and EDQUOT lifts) whichever path deleted the rows.
  *
  * Unsigned 64-bit values are stored as SQLite INTEGERs with the same bits
  * (so an epoch >= 2^63 reads back negative in the sqlite3 shell).
@@ -46,8 +51,8 @@
 
 /*
  * Schema steps: migrations[i] takes user_version i to i + 1, in one
- * transaction with the version bump.  Version 2 is one more entry; a step
- * is never edited once released.
+ * transaction with the version bump.  A step is never edited once
+ * released; a new version is one more entry.
  */
 static const char *const migrations[] = {
 	/* 0 -> 1 */
@@ -88,6 +93,33 @@ static const char *const migrations[] = {
 	"  old_epoch INTEGER NOT NULL,"
 	"  new_epoch INTEGER NOT NULL,"
 	"  text TEXT);",
+	/* 1 -> 2: shipping */
+	"CREATE INDEX batches_part ON batches (source, partition, id);"
+	"CREATE TABLE cursors ("
+	"  region TEXT NOT NULL,"
+	"  source INTEGER NOT NULL,"
+	"  partition INTEGER NOT NULL,"
+	"  batch_id INTEGER NOT NULL,"
+	"  epoch INTEGER NOT NULL,"
+	"  last_seq INTEGER NOT NULL,"
+	"  stream_seq INTEGER NOT NULL,"
+	"  updated_ns INTEGER NOT NULL,"
+	"  PRIMARY KEY (region, source, partition)) WITHOUT ROWID;"
+	"CREATE TABLE dead_letters ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  region TEXT NOT NULL,"
+	"  source INTEGER NOT NULL,"
+	"  partition INTEGER NOT NULL,"
+	"  epoch INTEGER NOT NULL,"
+	"  first_seq INTEGER NOT NULL,"
+	"  count INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  created_ns INTEGER NOT NULL,"
+	"  batch_id INTEGER NOT NULL,"	/* batches.id it was copied from */
+	"  reason TEXT NOT NULL,"
+	"  attempts INTEGER NOT NULL,"
+	"  at_ns INTEGER NOT NULL,"
+	"  body BLOB NOT NULL);",
 };
 #define NR_MIGRATIONS	(sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NR_MIGRATIONS == SPOOL_SCHEMA_VERSION,
@@ -107,9 +139,30 @@ enum {
 	ST_SEL_NOTES,
 	ST_TRIM_SUM,
 	ST_TRIM_DEL,
+	ST_TRIM_PART_SUM,
+	ST_TRIM_PART_DEL,
 	ST_OLDEST,
+	ST_NEWEST,
+	ST_SEL_CURSOR,
+	ST_UPS_CURSOR,
+	ST_SEL_CURSORS,
+	ST_SEL_ROWS,
+	ST_SEL_PART_ROWS,
+	ST_GET_BATCH,
+	ST_INS_DEAD,
+	ST_SEL_DEAD,
+	ST_GET_DEAD,
+	ST_DEL_DEAD,
 	ST_MAX,
 };
+
+/* The columns of a batch row, as read by read_row(). */
+#define ROW_COLS "id, source, partition, epoch, first_seq, count, bytes," \
+		 " created_ns"
+/* A dead letter's columns: its batch row (as ROW_COLS) starts at 2. */
+#define DEAD_COLS "id, region, batch_id, source, partition, epoch," \
+		  " first_seq, count, bytes, created_ns, reason, attempts," \
+		  " at_ns"
 
 static const char *const stmt_sql[ST_MAX] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -138,12 +191,63 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_SEL_NOTES] =
 		"SELECT id, at_ns, source, partition, old_epoch, new_epoch,"
 		" text FROM notes WHERE id > ? ORDER BY id",
+	/* The trim pairs share ?1 = upto_id and the row layout. */
 	[ST_TRIM_SUM] =
 		"SELECT source, partition, count(*), sum(count), sum(bytes)"
-		" FROM batches WHERE id <= ? GROUP BY source, partition",
-	[ST_TRIM_DEL] = "DELETE FROM batches WHERE id <= ?",
+		" FROM batches WHERE id <= ?1 GROUP BY source, partition",
+	[ST_TRIM_DEL] = "DELETE FROM batches WHERE id <= ?1",
+	[ST_TRIM_PART_SUM] =
+		"SELECT source, partition, count(*), sum(count), sum(bytes)"
+		" FROM batches WHERE source = ?2 AND partition = ?3"
+		" AND id <= ?1 GROUP BY source, partition",
+	[ST_TRIM_PART_DEL] =
+		"DELETE FROM batches WHERE source = ?2 AND partition = ?3"
+		" AND id <= ?1",
 	[ST_OLDEST] =
 		"SELECT id, created_ns FROM batches ORDER BY id LIMIT 1",
+	[ST_NEWEST] =
+		"SELECT created_ns FROM batches ORDER BY id DESC LIMIT 1",
+	[ST_SEL_CURSOR] =
+		"SELECT batch_id FROM cursors"
+		" WHERE region = ? AND source = ? AND partition = ?",
+	[ST_UPS_CURSOR] =
+		"INSERT INTO cursors (region, source, partition, batch_id,"
+		" epoch, last_seq, stream_seq, updated_ns)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+		" ON CONFLICT (region, source, partition) DO UPDATE SET"
+		" batch_id = excluded.batch_id, epoch = excluded.epoch,"
+		" last_seq = excluded.last_seq,"
+		" stream_seq = excluded.stream_seq,"
+		" updated_ns = excluded.updated_ns",
+	[ST_SEL_CURSORS] =
+		"SELECT region, source, partition, batch_id, epoch, last_seq,"
+		" stream_seq, updated_ns FROM cursors"
+		" ORDER BY region, source, partition",
+	/* ?1 after_id, ?2 limit (-1: none), ?3 ?4 the partition */
+	[ST_SEL_ROWS] =
+		"SELECT " ROW_COLS " FROM batches WHERE id > ?1"
+		" ORDER BY id LIMIT ?2",
+	[ST_SEL_PART_ROWS] =
+		"SELECT " ROW_COLS " FROM batches"
+		" WHERE source = ?3 AND partition = ?4 AND id > ?1"
+		" ORDER BY id LIMIT ?2",
+	[ST_GET_BATCH] =
+		"SELECT " ROW_COLS ", body FROM batches WHERE id = ?",
+	/* One statement: the row and its body are copied together. */
+	[ST_INS_DEAD] =
+		"INSERT INTO dead_letters (region, source, partition, epoch,"
+		" first_seq, count, bytes, created_ns, batch_id, reason,"
+		" attempts, at_ns, body)"
+		" SELECT ?2, source, partition, epoch, first_seq, count, bytes,"
+		" created_ns, id, ?3, ?4, ?5, body FROM batches WHERE id = ?1"
+		" RETURNING id, bytes",
+	[ST_SEL_DEAD] =
+		"SELECT " DEAD_COLS " FROM dead_letters WHERE id > ?"
+		" ORDER BY id",
+	[ST_GET_DEAD] =
+		"SELECT " DEAD_COLS ", body FROM dead_letters WHERE id = ?",
+	[ST_DEL_DEAD] =
+		"DELETE FROM dead_letters WHERE id = ? RETURNING bytes",
 };
 
 /* What the spool holds for one (source, partition); sorted by key. */
@@ -177,6 +281,8 @@ struct spool {
 	struct part *parts;
 	unsigned int nparts;
 	unsigned int parts_cap;
+	uint64_t dead_letters;
+	uint64_t dead_bytes;
 
 	char msg[MSG_MAX];		/* spool_strerror */
 	char fail_msg[MSG_MAX];		/* why @failed was set */
@@ -309,6 +415,67 @@ static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
 static uint64_t col_u64(sqlite3_stmt *st, int i)
 {
 	return (uint64_t)sqlite3_column_int64(st, i);
+}
+
+/* --- write transactions ---------------------------------------------- */
+
+/* May @s write?  0, or the errno with the reason in s->msg. */
+static int may_write(struct spool *s)
+{
+	if (s->read_only)
+		return fail(s, -EROFS, "spool '%s' is open read-only", s->path);
+	if (s->failed)
+		return fail(s, s->failed, "spool refuses writes after: %s",
+			    s->fail_msg);
+	return 0;
+}
+
+static int txn_begin(struct spool *s, const char *what)
+{
+	int rc = step_done(s->st[ST_BEGIN]);
+
+	return rc == SQLITE_OK ? 0 : write_fail(s, rc, what);
+}
+
+/*
+ * COMMIT the open transaction.  Whatever a failed COMMIT said, the file's
+ * state is unknown afterwards: the object is poisoned (EIO at least).
+ */
+static int txn_commit(struct spool *s, const char *what)
+{
+	int rc = step_done(s->st[ST_COMMIT]);
+	int err;
+
+	if (rc == SQLITE_OK)
+		return 0;
+	err = write_fail(s, rc, what);
+	if (!s->failed) {
+		s->failed = err = -EIO;
+		snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", s->msg);
+	}
+	return err;
+}
+
+/*
+ * Roll back the open transaction after a rejection (@err, its reason in
+ * s->msg) found inside it; returns @err.  A failed ROLLBACK leaves the
+ * file's state unknown: poisoned with EIO.
+ */
+static int txn_abort(struct spool *s, int err)
+{
+	char msg[MSG_MAX];
+	int rc;
+
+	memcpy(msg, s->msg, sizeof(msg));
+	rc = step_done(s->st[ST_ROLLBACK]);
+	if (rc == SQLITE_OK) {
+		memcpy(s->msg, msg, sizeof(msg));
+		return err;
+	}
+	db_fail(s, rc, "cannot roll back spool");
+	s->failed = -EIO;
+	snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", s->msg);
+	return -EIO;
 }
 
 /* --- parts: the sorted in-memory table ------------------------------- */
@@ -644,6 +811,12 @@ static int load_state(struct spool *s)
 	if (rc == SQLITE_OK)
 		rc = query_u64(s, "SELECT created_ns FROM batches"
 			       " ORDER BY id LIMIT 1", &s->oldest_ns);
+	if (rc == SQLITE_OK)
+		rc = query_u64(s, "SELECT count(*) FROM dead_letters",
+			       &s->dead_letters);
+	if (rc == SQLITE_OK)
+		rc = query_u64(s, "SELECT sum(bytes) FROM dead_letters",
+			       &s->dead_bytes);
 	if (rc != SQLITE_OK)
 		return db_fail(s, rc, "cannot read spool");
 	return 0;
@@ -1079,11 +1252,9 @@ int spool_commit(struct spool *s, const struct spool_append *a,
 	uint64_t sum = 0, now;
 	int rc, err;
 
-	if (s->read_only)
-		return fail(s, -EROFS, "spool '%s' is open read-only", s->path);
-	if (s->failed)
-		return fail(s, s->failed, "spool refuses writes after: %s",
-			    s->fail_msg);
+	err = may_write(s);
+	if (err)
+		return err;
 	if (!n && !nloss && !nnotes)
 		return 0;
 
@@ -1106,28 +1277,18 @@ int spool_commit(struct spool *s, const struct spool_append *a,
 		goto out;
 
 	now = now_ns();
-	rc = step_done(s->st[ST_BEGIN]);
-	if (rc != SQLITE_OK) {
-		err = write_fail(s, rc, "cannot begin a commit to spool");
+	err = txn_begin(s, "cannot begin a commit to spool");
+	if (err)
 		goto out;
-	}
 	rc = commit_write(s, a, n, meta, tent, nt, loss, nloss, notes, nnotes,
 			  now);
 	if (rc != SQLITE_OK) {
 		err = write_fail(s, rc, "cannot write to spool");
 		goto out;
 	}
-	rc = step_done(s->st[ST_COMMIT]);
-	if (rc != SQLITE_OK) {
-		/* Whatever COMMIT said, the file's state is unknown now. */
-		err = write_fail(s, rc, "cannot commit to spool");
-		if (!s->failed) {
-			s->failed = err = -EIO;
-			snprintf(s->fail_msg, sizeof(s->fail_msg), "%s",
-				 s->msg);
-		}
+	err = txn_commit(s, "cannot commit to spool");
+	if (err)
 		goto out;
-	}
 	commit_apply(s, a, n, meta, tent, nt, sum, now);
 	s->msg[0] = '\0';
 out:
@@ -1155,6 +1316,8 @@ int spool_stats(struct spool *s, struct spool_stats *out)
 		.oldest_ns = s->batches ? s->oldest_ns : 0,
 		.newest_ns = s->batches ? s->newest_ns : 0,
 		.nparts = s->nparts,
+		.dead_letters = s->dead_letters,
+		.dead_bytes = s->dead_bytes,
 	};
 	char wal[PATH_MAX];
 	struct stat sb;
@@ -1189,19 +1352,16 @@ int spool_part_stats(struct spool *s, unsigned int i,
 }
 
 /*
- * Step @st (bound to after_id) row by row, calling @row for each; a
- * non-zero return from @row stops and is returned.  One row in memory.
+ * Step the bound statement @st row by row, calling @row for each; a
+ * non-zero return from @row stops and is returned.  One row in memory;
+ * @st is reset on every way out.
  */
-static int foreach_row(struct spool *s, sqlite3_stmt *st, uint64_t after_id,
-		       int (*row)(sqlite3_stmt *st, void *cb, void *arg),
-		       void *cb, void *arg)
+static int walk_stmt(struct spool *s, sqlite3_stmt *st,
+		     int (*row)(sqlite3_stmt *st, void *cb, void *arg),
+		     void *cb, void *arg)
 {
 	int rc, ret = 0;
 
-	if (after_id >= INT64_MAX)	/* ids are positive SQLite integers */
-		return 0;
-	sqlite3_reset(st);
-	bind_u64(st, 1, after_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		ret = row(st, cb, arg);
 		if (ret)
@@ -1213,9 +1373,74 @@ static int foreach_row(struct spool *s, sqlite3_stmt *st, uint64_t after_id,
 	return ret;
 }
 
+/* walk_stmt() over the rows of @st with id > @after_id (its ?1). */
+static int walk_after(struct spool *s, sqlite3_stmt *st, uint64_t after_id,
+		      int (*row)(sqlite3_stmt *st, void *cb, void *arg),
+		      void *cb, void *arg)
+{
+	if (after_id >= INT64_MAX)	/* ids are positive SQLite integers */
+		return 0;
+	sqlite3_reset(st);
+	bind_u64(st, 1, after_id);
+	return walk_stmt(s, st, row, cb, arg);
+}
+
 typedef int (*batch_cb)(uint64_t, const void *, size_t, void *);
 typedef int (*loss_cb)(uint64_t, const struct spool_loss *, void *);
 typedef int (*note_cb)(uint64_t, const struct spool_note *, void *);
+typedef int (*cursor_cb)(const struct spool_cursor *, void *);
+typedef int (*row_cb)(const struct spool_batch_row *, void *);
+typedef int (*dead_cb)(const struct spool_dead *, void *);
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+
+	return t ? t : "";
+}
+
+/* Columns @c .. @c + 7 of @st, laid out as ROW_COLS. */
+static void read_row(sqlite3_stmt *st, int c, struct spool_batch_row *r)
+{
+	*r = (struct spool_batch_row){
+		.id = col_u64(st, c),
+		.source = sqlite3_column_int64(st, c + 1),
+		.partition = sqlite3_column_int64(st, c + 2),
+		.epoch = col_u64(st, c + 3),
+		.first_seq = col_u64(st, c + 4),
+		.count = sqlite3_column_int64(st, c + 5),
+		.bytes = col_u64(st, c + 6),
+		.created_ns = col_u64(st, c + 7),
+	};
+}
+
+/* Columns laid out as DEAD_COLS. */
+static void read_dead(sqlite3_stmt *st, struct spool_dead *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->id = col_u64(st, 0);
+	snprintf(d->region, sizeof(d->region), "%s", col_text(st, 1));
+	read_row(st, 2, &d->batch);
+	snprintf(d->reason, sizeof(d->reason), "%s", col_text(st, 10));
+	d->attempts = sqlite3_column_int64(st, 11);
+	d->at_ns = col_u64(st, 12);
+}
+
+/* A malloc'ed copy of blob column @c into *@body, *@len. */
+static int copy_blob(sqlite3_stmt *st, int c, void **body, size_t *len)
+{
+	const void *b = sqlite3_column_blob(st, c);
+	size_t n = sqlite3_column_bytes(st, c);
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		return -ENOMEM;
+	if (n)
+		memcpy(p, b, n);
+	*body = p;
+	*len = n;
+	return 0;
+}
 
 static int batch_row(sqlite3_stmt *st, void *cb, void *arg)
 {
@@ -1254,13 +1479,45 @@ static int note_row(sqlite3_stmt *st, void *cb, void *arg)
 	return ((note_cb)cb)(col_u64(st, 0), &n, arg);
 }
 
+static int cursor_row(sqlite3_stmt *st, void *cb, void *arg)
+{
+	struct spool_cursor c = {
+		.source = sqlite3_column_int64(st, 1),
+		.partition = sqlite3_column_int64(st, 2),
+		.batch_id = col_u64(st, 3),
+		.epoch = col_u64(st, 4),
+		.last_seq = col_u64(st, 5),
+		.stream_seq = col_u64(st, 6),
+		.updated_ns = col_u64(st, 7),
+	};
+
+	snprintf(c.region, sizeof(c.region), "%s", col_text(st, 0));
+	return ((cursor_cb)cb)(&c, arg);
+}
+
+static int row_row(sqlite3_stmt *st, void *cb, void *arg)
+{
+	struct spool_batch_row r;
+
+	read_row(st, 0, &r);
+	return ((row_cb)cb)(&r, arg);
+}
+
+static int dead_row(sqlite3_stmt *st, void *cb, void *arg)
+{
+	struct spool_dead d;
+
+	read_dead(st, &d);
+	return ((dead_cb)cb)(&d, arg);
+}
+
 int spool_foreach_batch(struct spool *s, uint64_t after_id,
 			int (*cb)(uint64_t id, const void *body, size_t len,
 				  void *arg),
 			void *arg)
 {
-	return foreach_row(s, s->st[ST_SEL_BATCHES], after_id, batch_row,
-			   (void *)cb, arg);
+	return walk_after(s, s->st[ST_SEL_BATCHES], after_id, batch_row,
+			  (void *)cb, arg);
 }
 
 int spool_foreach_loss(struct spool *s, uint64_t after_id,
@@ -1268,8 +1525,8 @@ int spool_foreach_loss(struct spool *s, uint64_t after_id,
 				 void *arg),
 		       void *arg)
 {
-	return foreach_row(s, s->st[ST_SEL_LOSS], after_id, loss_row,
-			   (void *)cb, arg);
+	return walk_after(s, s->st[ST_SEL_LOSS], after_id, loss_row,
+			  (void *)cb, arg);
 }
 
 int spool_foreach_note(struct spool *s, uint64_t after_id,
@@ -1277,8 +1534,81 @@ int spool_foreach_note(struct spool *s, uint64_t after_id,
 				 void *arg),
 		       void *arg)
 {
-	return foreach_row(s, s->st[ST_SEL_NOTES], after_id, note_row,
-			   (void *)cb, arg);
+	return walk_after(s, s->st[ST_SEL_NOTES], after_id, note_row,
+			  (void *)cb, arg);
+}
+
+int spool_foreach_cursor(struct spool *s,
+			 int (*cb)(const struct spool_cursor *c, void *arg),
+			 void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_SEL_CURSORS];
+
+	sqlite3_reset(st);
+	return walk_stmt(s, st, cursor_row, (void *)cb, arg);
+}
+
+/*
+ * With @one_part the walk runs down the batches_part index from
+ * (source, partition, after_id): its cost is the rows it returns.
+ */
+int spool_foreach_row(struct spool *s, uint64_t after_id, bool one_part,
+		      unsigned int source, uint32_t partition,
+		      unsigned int max,
+		      int (*cb)(const struct spool_batch_row *r, void *arg),
+		      void *arg)
+{
+	sqlite3_stmt *st = s->st[one_part ? ST_SEL_PART_ROWS : ST_SEL_ROWS];
+
+	if (after_id >= INT64_MAX)
+		return 0;
+	sqlite3_reset(st);
+	bind_u64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, max ? (sqlite3_int64)max : -1);
+	if (one_part) {
+		bind_u64(st, 3, source);
+		bind_u64(st, 4, partition);
+	}
+	return walk_stmt(s, st, row_row, (void *)cb, arg);
+}
+
+int spool_get_batch(struct spool *s, uint64_t id, void **body, size_t *len,
+		    struct spool_batch_row *row)
+{
+	sqlite3_stmt *st = s->st[ST_GET_BATCH];
+	struct spool_batch_row r;
+	void *b = NULL;
+	size_t n = 0;
+	int rc, err = 0;
+
+	if (!body != !len)
+		return fail(s, -EINVAL, "get batch: body and len go together");
+	if (!id || id > INT64_MAX)
+		return fail(s, -ENOENT, "spool holds no batch %llu",
+			    (unsigned long long)id);
+	sqlite3_reset(st);
+	bind_u64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_row(st, 0, &r);
+		if (body)
+			err = copy_blob(st, 8, &b, &n);
+	} else if (rc == SQLITE_DONE) {
+		err = fail(s, -ENOENT, "spool holds no batch %llu",
+			   (unsigned long long)id);
+	} else {
+		err = db_fail(s, rc, "cannot read spool");
+	}
+	sqlite3_reset(st);
+	if (err)
+		return err;
+	if (body) {
+		*body = b;
+		*len = n;
+	}
+	if (row)
+		*row = r;
+	return 0;
 }
 
 /* --- trim ------------------------------------------------------------ */
@@ -1291,24 +1621,50 @@ struct trim_delta {
 	uint64_t bytes;
 };
 
-/* Inside the trim transaction: what will go, per part, into *@out. */
-static int trim_sum(struct spool *s, uint64_t upto_id,
-		    struct trim_delta **out, unsigned int *nout)
+/* What the trims of one transaction take away, until it commits. */
+struct trim_set {
+	struct trim_delta *d;
+	unsigned int n;
+	unsigned int cap;
+	int have_ends;		/* trim_ends() ran: the three below are set */
+	uint64_t first_id;	/* the oldest row left; 0: none */
+	uint64_t oldest_ns;
+	uint64_t newest_ns;	/* a partition's trim may take the newest */
+};
+
+/*
+ * Inside a write transaction: delete the batches with id <= @upto_id, of
+ * every part (@one false) or of part @key only, adding to @ts what goes.
+ * Returns an SQLite result code.
+ */
+static int trim_rows(struct spool *s, bool one, uint64_t key,
+		     uint64_t upto_id, struct trim_set *ts)
 {
-	sqlite3_stmt *st = s->st[ST_TRIM_SUM];
-	struct trim_delta *d = NULL, *nd;
-	unsigned int nd_cnt = 0;
+	sqlite3_stmt *st = s->st[one ? ST_TRIM_PART_SUM : ST_TRIM_SUM];
+	struct trim_delta *nd;
 	int rc;
 
+	if (upto_id > INT64_MAX)	/* ids are positive SQLite integers */
+		upto_id = INT64_MAX;
+	sqlite3_reset(st);
 	bind_u64(st, 1, upto_id);
+	if (one) {
+		bind_u64(st, 2, key >> 32);
+		bind_u64(st, 3, (uint32_t)key);
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		nd = realloc(d, (nd_cnt + 1) * sizeof(*d));
-		if (!nd) {
-			rc = SQLITE_NOMEM;
-			break;
+		if (ts->n == ts->cap) {
+			unsigned int cap = ts->cap ? ts->cap * 2 : 8;
+
+			nd = realloc(ts->d, cap * sizeof(*nd));
+			if (!nd) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			ts->d = nd;
+			ts->cap = cap;
 		}
-		d = nd;
-		d[nd_cnt++] = (struct trim_delta){
+		ts->d[ts->n++] = (struct trim_delta){
 			.key = part_key(sqlite3_column_int64(st, 0),
 					sqlite3_column_int64(st, 1)),
 			.batches = col_u64(st, 2),
@@ -1317,13 +1673,67 @@ static int trim_sum(struct spool *s, uint64_t upto_id,
 		};
 	}
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		free(d);
+	if (rc != SQLITE_DONE)
 		return rc;
+
+	st = s->st[one ? ST_TRIM_PART_DEL : ST_TRIM_DEL];
+	bind_u64(st, 1, upto_id);
+	if (one) {
+		bind_u64(st, 2, key >> 32);
+		bind_u64(st, 3, (uint32_t)key);
 	}
-	*out = d;
-	*nout = nd_cnt;
+	return step_done(st);
+}
+
+/* Inside the transaction, after its trims: the oldest and newest rows. */
+static int trim_ends(struct spool *s, struct trim_set *ts)
+{
+	sqlite3_stmt *st = s->st[ST_OLDEST];
+	int rc;
+
+	ts->first_id = 0;
+	ts->oldest_ns = 0;
+	ts->newest_ns = 0;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ts->first_id = col_u64(st, 0);
+		ts->oldest_ns = col_u64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rc;
+	st = s->st[ST_NEWEST];
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ts->newest_ns = col_u64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rc;
+	ts->have_ends = 1;
 	return SQLITE_OK;
+}
+
+/* Mirror committed trims in memory; cannot fail. */
+static void trim_apply(struct spool *s, const struct trim_set *ts)
+{
+	for (unsigned int i = 0; i < ts->n; i++) {
+		const struct trim_delta *d = &ts->d[i];
+		long pi = part_find(s, d->key);
+
+		if (pi >= 0) {
+			s->parts[pi].batches -= d->batches;
+			s->parts[pi].records -= d->records;
+			s->parts[pi].bytes -= d->bytes;
+		}
+		s->batches -= d->batches;
+		s->records -= d->records;
+		s->bytes -= d->bytes;
+	}
+	if (ts->have_ends) {
+		s->first_id = ts->first_id;
+		s->oldest_ns = ts->oldest_ns;
+		s->newest_ns = ts->newest_ns;
+	}
 }
 
 /*
@@ -1332,72 +1742,346 @@ static int trim_sum(struct spool *s, uint64_t upto_id,
  */
 int spool_trim(struct spool *s, uint64_t upto_id)
 {
-	struct trim_delta *d = NULL;
-	unsigned int nd = 0;
-	uint64_t first_id = 0, oldest_ns = 0;
-	sqlite3_stmt *st;
-	int rc, err = 0;
+	struct trim_set ts = { 0 };
+	int rc, err;
 
-	if (s->read_only)
-		return fail(s, -EROFS, "spool '%s' is open read-only", s->path);
-	if (s->failed)
-		return fail(s, s->failed, "spool refuses writes after: %s",
-			    s->fail_msg);
+	err = may_write(s);
+	if (err)
+		return err;
 	if (!s->batches || upto_id < s->first_id)
 		return 0;
-	if (upto_id > INT64_MAX)	/* ids are positive SQLite integers */
-		upto_id = INT64_MAX;
 
-	rc = step_done(s->st[ST_BEGIN]);
-	if (rc != SQLITE_OK)
-		return write_fail(s, rc, "cannot begin a trim of spool");
-	rc = trim_sum(s, upto_id, &d, &nd);
-	if (rc == SQLITE_OK) {
-		st = s->st[ST_TRIM_DEL];
-		bind_u64(st, 1, upto_id);
-		rc = step_done(st);
-	}
-	if (rc == SQLITE_OK) {
-		st = s->st[ST_OLDEST];
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			first_id = col_u64(st, 0);
-			oldest_ns = col_u64(st, 1);
-		}
-		sqlite3_reset(st);
-		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-	}
+	err = txn_begin(s, "cannot begin a trim of spool");
+	if (err)
+		return err;
+	rc = trim_rows(s, false, 0, upto_id, &ts);
+	if (rc == SQLITE_OK)
+		rc = trim_ends(s, &ts);
 	if (rc != SQLITE_OK) {
 		err = write_fail(s, rc, "cannot trim spool");
 		goto out;
 	}
-	rc = step_done(s->st[ST_COMMIT]);
-	if (rc != SQLITE_OK) {
-		err = write_fail(s, rc, "cannot commit a trim of spool");
-		if (!s->failed) {
-			s->failed = err = -EIO;
-			snprintf(s->fail_msg, sizeof(s->fail_msg), "%s",
-				 s->msg);
-		}
+	err = txn_commit(s, "cannot commit a trim of spool");
+	if (err)
 		goto out;
-	}
-
-	for (unsigned int i = 0; i < nd; i++) {
-		long pi = part_find(s, d[i].key);
-
-		if (pi >= 0) {
-			s->parts[pi].batches -= d[i].batches;
-			s->parts[pi].records -= d[i].records;
-			s->parts[pi].bytes -= d[i].bytes;
-		}
-		s->batches -= d[i].batches;
-		s->records -= d[i].records;
-		s->bytes -= d[i].bytes;
-	}
-	s->first_id = first_id;
-	s->oldest_ns = oldest_ns;
+	trim_apply(s, &ts);
 	s->msg[0] = '\0';
 out:
-	free(d);
+	free(ts.d);
 	return err;
+}
+
+/* --- shipping: cursors and per-partition trims ----------------------- */
+
+static const char *src_name(unsigned int source)
+{
+	static const char *const names[] = {
+		[BATCH_SRC_KMOD] = "kmod",
+		[BATCH_SRC_SOCKET] = "socket",
+		[BATCH_SRC_BPF] = "bpf",
+	};
+
+	return source <= BATCH_SRC_MAX ? names[source] : "?";
+}
+
+/* 1..SPOOL_REGION_MAX bytes of [A-Za-z0-9_-]. */
+static int region_ok(const char *r)
+{
+	size_t n;
+
+	if (!r)
+		return 0;
+	n = strnlen(r, SPOOL_REGION_MAX + 1);
+	return n && n <= SPOOL_REGION_MAX &&
+	       strspn(r, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+static int bad_region(struct spool *s, const char *what, const char *r)
+{
+	return fail(s, -EINVAL,
+		    "%s: bad region name '%.*s' (1..%d of [A-Za-z0-9_-])",
+		    what, r ? SPOOL_REGION_MAX : 0, r ? r : "",
+		    SPOOL_REGION_MAX);
+}
+
+/* Everything of a ship commit that can be checked before BEGIN. */
+static int ship_check(struct spool *s, const struct spool_cursor *c,
+		      unsigned int nc, const struct spool_trim_part *t,
+		      unsigned int nt)
+{
+	if ((nc && !c) || (nt && !t))
+		return fail(s, -EINVAL, "ship commit: missing array");
+	for (unsigned int i = 0; i < nc; i++) {
+		if (!region_ok(c[i].region))
+			return bad_region(s, "ship commit", c[i].region);
+		if (c[i].source > BATCH_SRC_MAX)
+			return fail(s, -EINVAL,
+				    "ship commit: cursor %u has unknown source %u",
+				    i, c[i].source);
+		if (c[i].batch_id > s->last_id)
+			return fail(s, -EINVAL,
+				    "cursor for region '%s' %s-%u would move to %llu, past the last batch %llu",
+				    c[i].region, src_name(c[i].source),
+				    c[i].partition,
+				    (unsigned long long)c[i].batch_id,
+				    (unsigned long long)s->last_id);
+	}
+	for (unsigned int i = 0; i < nt; i++)
+		if (t[i].source > BATCH_SRC_MAX)
+			return fail(s, -EINVAL,
+				    "ship commit: trim %u has unknown source %u",
+				    i, t[i].source);
+	return 0;
+}
+
+/*
+ * Inside the transaction: the stored batch_id of @c's cursor into *@was
+ * (*@found 0 when it has none).  Returns an SQLite result code.
+ */
+static int cursor_get(struct spool *s, const struct spool_cursor *c,
+		      int *found, uint64_t *was)
+{
+	sqlite3_stmt *st = s->st[ST_SEL_CURSOR];
+	int rc;
+
+	sqlite3_bind_text(st, 1, c->region, -1, SQLITE_STATIC);
+	bind_u64(st, 2, c->source);
+	bind_u64(st, 3, c->partition);
+	rc = sqlite3_step(st);
+	*found = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW)
+		*was = col_u64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int cursor_put(struct spool *s, const struct spool_cursor *c,
+		      uint64_t now)
+{
+	sqlite3_stmt *st = s->st[ST_UPS_CURSOR];
+	int rc;
+
+	sqlite3_bind_text(st, 1, c->region, -1, SQLITE_STATIC);
+	bind_u64(st, 2, c->source);
+	bind_u64(st, 3, c->partition);
+	bind_u64(st, 4, c->batch_id);
+	bind_u64(st, 5, c->epoch);
+	bind_u64(st, 6, c->last_seq);
+	bind_u64(st, 7, c->stream_seq);
+	bind_u64(st, 8, c->updated_ns ? c->updated_ns : now);
+	rc = step_done(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+/*
+ * Guarantees: see spool.h.  Cursors are checked against what is stored
+ * inside the transaction, each before it is written, so a later cursor of
+ * the same call is checked against an earlier one; a rejection rolls the
+ * whole call back.  Trims share spool_trim()'s path, so the in-memory
+ * mirror (and with it EDQUOT) follows only after COMMIT succeeded.
+ */
+int spool_ship_commit(struct spool *s, const struct spool_cursor *c,
+		      unsigned int nc, const struct spool_trim_part *t,
+		      unsigned int nt)
+{
+	struct trim_set ts = { 0 };
+	int rc = SQLITE_OK, err;
+	uint64_t now;
+
+	err = may_write(s);
+	if (!err)
+		err = ship_check(s, c, nc, t, nt);
+	if (err)
+		return err;
+	if (!nc && !nt)
+		return 0;
+
+	now = now_ns();
+	err = txn_begin(s, "cannot begin a ship commit to spool");
+	if (err)
+		return err;
+	for (unsigned int i = 0; i < nc && rc == SQLITE_OK; i++) {
+		uint64_t was = 0;
+		int found;
+
+		rc = cursor_get(s, &c[i], &found, &was);
+		if (rc == SQLITE_OK && found && c[i].batch_id < was) {
+			err = txn_abort(s, fail(s, -EINVAL,
+				"cursor for region '%s' %s-%u would move back from %llu to %llu",
+				c[i].region, src_name(c[i].source),
+				c[i].partition, (unsigned long long)was,
+				(unsigned long long)c[i].batch_id));
+			goto out;
+		}
+		if (rc == SQLITE_OK)
+			rc = cursor_put(s, &c[i], now);
+	}
+	for (unsigned int i = 0; i < nt && rc == SQLITE_OK; i++) {
+		uint64_t key = part_key(t[i].source, t[i].partition);
+		long pi = part_find(s, key);
+
+		/* Nothing of the part is spooled, or nothing that old. */
+		if (pi < 0 || !s->parts[pi].batches ||
+		    t[i].upto_id < s->first_id)
+			continue;
+		rc = trim_rows(s, true, key, t[i].upto_id, &ts);
+	}
+	if (rc == SQLITE_OK && ts.n)
+		rc = trim_ends(s, &ts);
+	if (rc != SQLITE_OK) {
+		err = write_fail(s, rc, "cannot write to spool");
+		goto out;
+	}
+	err = txn_commit(s, "cannot commit to spool");
+	if (err)
+		goto out;
+	trim_apply(s, &ts);
+	s->msg[0] = '\0';
+out:
+	free(ts.d);
+	return err;
+}
+
+/* --- dead letters ---------------------------------------------------- */
+
+/*
+ * Guarantees: the row fields and the body are copied by one INSERT ...
+ * SELECT in one transaction; the batch itself is not touched.
+ */
+int spool_dead_add(struct spool *s, uint64_t batch_id, const char *region,
+		   const char *reason, uint32_t attempts, uint64_t *dead_id)
+{
+	sqlite3_stmt *st = s->st[ST_INS_DEAD];
+	uint64_t id = 0, bytes = 0;
+	int rc, err, found = 0;
+
+	err = may_write(s);
+	if (err)
+		return err;
+	if (!region_ok(region))
+		return bad_region(s, "dead letter", region);
+	if (!text_len_ok(reason, 1))
+		return fail(s, -EINVAL, "dead letter: reason must be 1..%d bytes",
+			    SPOOL_TEXT_MAX);
+	if (!dead_id)
+		return fail(s, -EINVAL, "dead letter: no place for its id");
+	if (!batch_id || batch_id > INT64_MAX)
+		return fail(s, -ENOENT, "spool holds no batch %llu",
+			    (unsigned long long)batch_id);
+
+	err = txn_begin(s, "cannot begin a dead letter in spool");
+	if (err)
+		return err;
+	bind_u64(st, 1, batch_id);
+	sqlite3_bind_text(st, 2, region, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	bind_u64(st, 4, attempts);
+	bind_u64(st, 5, now_ns());
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = col_u64(st, 0);
+		bytes = col_u64(st, 1);
+		found = 1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return write_fail(s, rc, "cannot write a dead letter to spool");
+	if (!found)
+		return txn_abort(s, fail(s, -ENOENT, "spool holds no batch %llu",
+					 (unsigned long long)batch_id));
+	err = txn_commit(s, "cannot commit a dead letter to spool");
+	if (err)
+		return err;
+	s->dead_letters++;
+	s->dead_bytes += bytes;
+	s->msg[0] = '\0';
+	*dead_id = id;
+	return 0;
+}
+
+int spool_foreach_dead(struct spool *s,
+		       int (*cb)(const struct spool_dead *d, void *arg),
+		       void *arg)
+{
+	return walk_after(s, s->st[ST_SEL_DEAD], 0, dead_row, (void *)cb,
+			  arg);
+}
+
+int spool_dead_get(struct spool *s, uint64_t dead_id, struct spool_dead *d,
+		   void **body, size_t *len)
+{
+	sqlite3_stmt *st = s->st[ST_GET_DEAD];
+	struct spool_dead got;
+	void *b = NULL;
+	size_t n = 0;
+	int rc, err = 0;
+
+	if (!body != !len)
+		return fail(s, -EINVAL, "dead letter: body and len go together");
+	if (!dead_id || dead_id > INT64_MAX)
+		return fail(s, -ENOENT, "spool holds no dead letter %llu",
+			    (unsigned long long)dead_id);
+	sqlite3_reset(st);
+	bind_u64(st, 1, dead_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_dead(st, &got);
+		if (body)
+			err = copy_blob(st, 13, &b, &n);
+	} else if (rc == SQLITE_DONE) {
+		err = fail(s, -ENOENT, "spool holds no dead letter %llu",
+			   (unsigned long long)dead_id);
+	} else {
+		err = db_fail(s, rc, "cannot read spool");
+	}
+	sqlite3_reset(st);
+	if (err)
+		return err;
+	if (d)
+		*d = got;
+	if (body) {
+		*body = b;
+		*len = n;
+	}
+	return 0;
+}
+
+int spool_dead_delete(struct spool *s, uint64_t dead_id)
+{
+	sqlite3_stmt *st = s->st[ST_DEL_DEAD];
+	uint64_t bytes = 0;
+	int rc, err, found = 0;
+
+	err = may_write(s);
+	if (err)
+		return err;
+	if (!dead_id || dead_id > INT64_MAX)
+		return fail(s, -ENOENT, "spool holds no dead letter %llu",
+			    (unsigned long long)dead_id);
+
+	err = txn_begin(s, "cannot begin a dead-letter delete in spool");
+	if (err)
+		return err;
+	bind_u64(st, 1, dead_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		bytes = col_u64(st, 0);
+		found = 1;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return write_fail(s, rc, "cannot delete a dead letter from spool");
+	if (!found)
+		return txn_abort(s, fail(s, -ENOENT,
+					 "spool holds no dead letter %llu",
+					 (unsigned long long)dead_id));
+	err = txn_commit(s, "cannot commit a dead-letter delete to spool");
+	if (err)
+		return err;
+	s->dead_letters--;
+	s->dead_bytes -= bytes;
+	s->msg[0] = '\0';
+	return 0;
 }

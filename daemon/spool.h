@@ -13,9 +13,13 @@
  *	loop:
  *		spool_commit(s, appends, n, loss, nloss, notes, nnotes);
  *		... release the ring up to appends[n - 1].position ...
- *	spool_foreach_batch(s, after_id, cb, arg);		the shipper
+ *	spool_foreach_batch(s, after_id, cb, arg);		a reader
  *	spool_trim(s, upto_id);
  *	spool_close(s);
+ *
+ * The shipper (schema 2, bottom of this file) walks rows per partition with
+ * spool_foreach_row(), fetches bodies with spool_get_batch(), and moves its
+ * cursors and trims what every region has with spool_ship_commit().
  *
  * One writer at a time: a second read-write spool_open() of the same file
  * is -EBUSY, from another process or from the same one (use spool_reopen()
@@ -29,7 +33,8 @@
  * spool_strerror().  Errnos and what they mean for the caller:
  *
  *	EDQUOT		the batches would take the spool over opts.max_bytes;
- *			nothing written; retry after spool_trim() (backpressure)
+ *			nothing written; retry after spool_trim() or a
+ *			spool_ship_commit() that trims (backpressure)
  *	EFBIG		the batches alone exceed opts.max_bytes: never fits
  *	ENOSPC		the file system is full.  Fatal for this spool object:
  *			every later write returns ENOSPC again; reads still
@@ -44,7 +49,10 @@
  *			records.  Nothing written
  *	EINVAL		bad argument, or a batch that leaves a gap after its
  *			partition's checkpoint in the same epoch which no loss
- *			entry of the same call covers.  Nothing written
+ *			entry of the same call covers, or a cursor that would
+ *			move backwards.  Nothing written
+ *	ENOENT		the checkpoint, batch or dead letter asked for does
+ *			not exist (any more)
  *	EBADMSG		an appended batch fails batch_peek() (nothing
  *			written); at open: the file is an evring spool but
  *			corrupt (quick_check); SQLite finding corruption during
@@ -67,7 +75,7 @@
 /* PRAGMA application_id of every evring spool: "EVRG". */
 #define SPOOL_APPLICATION_ID	0x45565247
 /* PRAGMA user_version this program writes. */
-#define SPOOL_SCHEMA_VERSION	1
+#define SPOOL_SCHEMA_VERSION	2
 /* Longest loss reason / note text accepted, bytes. */
 #define SPOOL_TEXT_MAX		256
 
@@ -137,6 +145,13 @@ struct spool_stats {
 	uint64_t newest_ns;	/* created_ns of the newest batch; 0: empty */
 	uint64_t file_bytes;	/* database + WAL on disk */
 	unsigned int nparts;	/* see spool_part_stats() */
+	/*
+	 * Dead letters (schema 2).  Their bodies are on disk (in file_bytes)
+	 * but outside bytes and max_bytes: a poison batch must never stop
+	 * the drain; an operator replays or purges them.
+	 */
+	uint64_t dead_letters;
+	uint64_t dead_bytes;	/* sum of their batch bytes */
 };
 
 /* Per (source, partition) that has a checkpoint. */
@@ -244,9 +259,18 @@ int spool_trim(struct spool *s, uint64_t upto_id);
  * Shipping (schema 2).  A cursor per (region, source, partition) says which
  * spooled batch of that partition was last delivered to that region; it
  * only moves forward.  The shipper deletes rows no region still needs in
- * the same transaction that moves cursors.  Dead letters are batches a
- * region refused for good; each keeps a copy of its batch until an
- * operator replays or purges it.
+ * the same transaction that moves cursors, so that after a crash at any
+ * instant a partition's remaining rows start right after its least
+ * advanced cursor: never a cursor moved without its trim, never a trim
+ * without its cursor.  Dead letters are batches a region refused for good;
+ * each keeps a copy of its batch (row fields and body) until an operator
+ * replays or purges it.  Dead letters take disk space but do not count
+ * toward opts.max_bytes (see struct spool_stats): dead-lettering a batch
+ * never makes the drain wait.
+ *
+ * A region name is 1..SPOOL_REGION_MAX bytes of [A-Za-z0-9_-]; anything
+ * else is -EINVAL.  Reads (cursors, rows, bodies, dead letters) work on a
+ * read-only spool; writes there are -EROFS.
  */
 #define SPOOL_REGION_MAX	64	/* region name bytes, without the NUL */
 
@@ -290,22 +314,33 @@ struct spool_dead {
 };
 
 /*
- * One transaction: upsert the @nc cursors and delete each @nt partition's
- * batches up to its upto_id.  -EINVAL (nothing written) when a cursor
- * would move backwards (batch_id lower than stored) or a name is bad.
+ * One transaction (BEGIN IMMEDIATE ... COMMIT, errors as for spool_commit):
+ * upsert the @nc cursors in order and delete each of the @nt partitions'
+ * batches with id <= its upto_id; the stats follow exactly and the bytes
+ * freed let an EDQUOT commit through again.  -EINVAL, nothing written,
+ * when a cursor would move backwards (batch_id lower than stored, or than
+ * an earlier cursor of the same call: "cursor for region 'a' kmod-3 would
+ * move back from 17 to 12"), points past the last batch id ever assigned,
+ * or has a bad region name or source.  An equal batch_id is allowed (e.g.
+ * a new stream_seq).  nc and nt may each be 0.
  */
 int spool_ship_commit(struct spool *s, const struct spool_cursor *c,
 		      unsigned int nc, const struct spool_trim_part *t,
 		      unsigned int nt);
 
-/* Every stored cursor, by region, source, partition. */
+/*
+ * Every stored cursor, by region, source, partition; @c valid during the
+ * call.  A non-zero return from @cb stops the walk and is returned.
+ */
 int spool_foreach_cursor(struct spool *s,
 			 int (*cb)(const struct spool_cursor *c, void *arg),
 			 void *arg);
 
 /*
  * Batch rows with id > @after_id, in id order, at most @max (0: all);
- * @source/@partition filter when @one_part.  Bodies are not read.
+ * @source/@partition filter when @one_part (an index walk, cheap).  Bodies
+ * are not read.  A non-zero return from @cb stops the walk and is
+ * returned.  @cb may call spool_get_batch() on @s, nothing else.
  */
 int spool_foreach_row(struct spool *s, uint64_t after_id, bool one_part,
 		      unsigned int source, uint32_t partition,
@@ -314,23 +349,30 @@ int spool_foreach_row(struct spool *s, uint64_t after_id, bool one_part,
 		      void *arg);
 
 /*
- * The body of batch @id: a malloc'ed copy in *@body (free()), *@len bytes.
- * -ENOENT when the spool no longer holds it.
+ * The body of batch @id: a malloc'ed copy in *@body (free()), *@len bytes,
+ * and its row in *@row (when non-NULL).  @body and @len may both be NULL
+ * to read the row only.  -ENOENT when the spool no longer holds it.
  */
 int spool_get_batch(struct spool *s, uint64_t id, void **body, size_t *len,
 		    struct spool_batch_row *row);
 
 /*
- * Dead-letter batch @batch_id for @region with @reason: copies the body
- * into the dead-letter table (one transaction) and returns the new
- * dead-letter id in *@dead_id.  -ENOENT when the batch is gone.
+ * Dead-letter batch @batch_id for @region with @reason (1..SPOOL_TEXT_MAX
+ * bytes): copies the batch's row and body into the dead-letter table in
+ * one statement of one transaction (at_ns: now) and returns the new
+ * dead-letter id in *@dead_id.  The batch row itself stays: the shipper
+ * trims it through its cursors.  -ENOENT when the batch is gone.
  */
 int spool_dead_add(struct spool *s, uint64_t batch_id, const char *region,
 		   const char *reason, uint32_t attempts, uint64_t *dead_id);
+/* Every dead letter, by id; as spool_foreach_cursor(). */
 int spool_foreach_dead(struct spool *s,
 		       int (*cb)(const struct spool_dead *d, void *arg),
 		       void *arg);
-/* One dead letter and (when @body non-NULL) a malloc'ed copy of it. */
+/*
+ * One dead letter into *@d (when non-NULL) and (when @body non-NULL) a
+ * malloc'ed copy of its batch, *@len bytes.  -ENOENT when none.
+ */
 int spool_dead_get(struct spool *s, uint64_t dead_id, struct spool_dead *d,
 		   void **body, size_t *len);
 /* Remove one dead letter (after replay or purge); -ENOENT when none. */
