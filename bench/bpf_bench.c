@@ -266,7 +266,7 @@ static void daemon_up(const char *const *extra)
 {
 	const char *bin = getenv("EVRINGD") ? getenv("EVRINGD") :
 			  "build/bin/evringd";
-	char sets[6][200];
+	char sets[7][200];
 	const char *argv[40];
 	int n = 0;
 	double end;
@@ -277,8 +277,9 @@ static void daemon_up(const char *const *extra)
 	snprintf(sets[3], sizeof(sets[3]), "sources.device=");
 	snprintf(sets[4], sizeof(sets[4]), "sources.socket=");
 	snprintf(sets[5], sizeof(sets[5]), "bpf.enable=yes");
+	snprintf(sets[6], sizeof(sets[6]), "ship.metrics_listen=");
 	argv[n++] = bin;
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		argv[n++] = "--set";
 		argv[n++] = sets[i];
 	}

@@ -505,7 +505,8 @@ static int evringd_start(bool full, const struct sb_bounds *b,
 		(char *)opt.evringd, "-c", "/dev/null",
 		"--set", a_path, "--set", a_sync, "--set", a_rec,
 		"--set", a_bytes, "--set", a_ms,
-		"--set", "sources.socket=", "--set", a_ctl, NULL
+		"--set", "sources.socket=", "--set", a_ctl,
+		"--set", "ship.metrics_listen=", NULL
 	};
 	int nfd, ret;
 

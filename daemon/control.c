@@ -256,10 +256,47 @@ static json_t *part_json(const struct control_part_status *p)
 	return j;
 }
 
+/* One region's shipping state; docs/OPERATING.md lists the fields. */
+static json_t *region_json(const struct ship_region_status *r)
+{
+	json_t *j = json_object();
+
+	if (!j)
+		return NULL;
+	json_object_set_new(j, "name", jname(r->name, sizeof(r->name)));
+	json_object_set_new(j, "connected", json_boolean(r->connected));
+	json_object_set_new(j, "durable", json_boolean(r->durable));
+	json_object_set_new(j, "replicas", json_integer(r->replicas));
+	json_object_set_new(j, "parked", json_boolean(r->parked));
+	json_object_set_new(j, "breaker", json_string(r->breaker ?
+						      r->breaker : "closed"));
+	json_object_set_new(j, "breaker_opened", ju64(r->breaker_opened));
+	json_object_set_new(j, "window", json_integer(r->window));
+	json_object_set_new(j, "inflight", json_integer(r->inflight));
+	json_object_set_new(j, "lag_batches", ju64(r->lag_batches));
+	json_object_set_new(j, "lag_events", ju64(r->lag_events));
+	json_object_set_new(j, "lag_ms", ju64(r->lag_ms));
+	json_object_set_new(j, "shipped_batches", ju64(r->shipped_batches));
+	json_object_set_new(j, "shipped_events", ju64(r->shipped_events));
+	json_object_set_new(j, "shipped_bytes", ju64(r->shipped_bytes));
+	json_object_set_new(j, "retries", ju64(r->retries));
+	json_object_set_new(j, "duplicates", ju64(r->duplicates));
+	json_object_set_new(j, "reconciles", ju64(r->reconciles));
+	json_object_set_new(j, "dead_lettered", ju64(r->dead_lettered));
+	json_object_set_new(j, "gaps", ju64(r->gaps));
+	json_object_set_new(j, "ack_p50_us", ju64(r->ack_p50_us));
+	json_object_set_new(j, "ack_p99_us", ju64(r->ack_p99_us));
+	json_object_set_new(j, "home_partitions",
+			    json_integer(r->home_partitions));
+	json_object_set_new(j, "last_error",
+			    jname(r->last_error, sizeof(r->last_error)));
+	return j;
+}
+
 static json_t *cmd_status(struct control *ctl, json_t *req)
 {
 	struct control_status *st;
-	json_t *res, *parts;
+	json_t *res, *parts, *regions;
 	int err;
 
 	if (!ctl->ops->status)
@@ -276,12 +313,17 @@ static json_t *cmd_status(struct control *ctl, json_t *req)
 	for (unsigned int i = 0; i < st->nr_parts && i < CONTROL_PARTS_MAX;
 	     i++)
 		json_array_append_new(parts, part_json(&st->parts[i]));
+	regions = json_array();
+	for (unsigned int i = 0; i < st->nr_regions && i < CONFIG_REGIONS_MAX;
+	     i++)
+		json_array_append_new(regions, region_json(&st->regions[i]));
 	res = ok_response("status");
 	json_object_set_new(res, "host", json_string(ctl->host_id));
 	json_object_set_new(res, "pid", json_integer(getpid()));
 	json_object_set_new(res, "state", json_string(state_name(st->state)));
 	json_object_set_new(res, "uptime_ms", ju64(st->uptime_ms));
 	json_object_set_new(res, "partitions", parts);
+	json_object_set_new(res, "regions", regions);
 	free(st);
 	return res;
 }
@@ -451,6 +493,174 @@ static json_t *cmd_ledger(struct control *ctl, json_t *req)
 	return res;
 }
 
+/* --- dead letters ----------------------------------------------------- */
+
+static json_t *dead_json(const struct control_dead *d)
+{
+	json_t *j = json_object();
+
+	if (!j)
+		return NULL;
+	json_object_set_new(j, "id", ju64(d->id));
+	json_object_set_new(j, "region", jname(d->region, sizeof(d->region)));
+	json_object_set_new(j, "batch_id", ju64(d->batch_id));
+	json_object_set_new(j, "source", jname(d->source, sizeof(d->source)));
+	json_object_set_new(j, "partition", json_integer(d->partition));
+	json_object_set_new(j, "epoch", jepoch(d->epoch));
+	json_object_set_new(j, "first_seq", ju64(d->first_seq));
+	json_object_set_new(j, "last_seq", ju64(d->count ?
+					d->first_seq + d->count - 1 : 0));
+	json_object_set_new(j, "count", json_integer(d->count));
+	json_object_set_new(j, "bytes", ju64(d->bytes));
+	json_object_set_new(j, "spooled_ns", ju64(d->spooled_ns));
+	json_object_set_new(j, "spooled", jtime(d->spooled_ns));
+	json_object_set_new(j, "reason", jname(d->reason, sizeof(d->reason)));
+	json_object_set_new(j, "attempts", json_integer(d->attempts));
+	json_object_set_new(j, "at_ns", ju64(d->at_ns));
+	json_object_set_new(j, "time", jtime(d->at_ns));
+	return j;
+}
+
+struct dlq_keep {
+	struct control_dead *rows;
+	uint64_t total;
+};
+
+static int dlq_emit(const struct control_dead *d, void *arg)
+{
+	struct dlq_keep *k = arg;
+
+	if (k->total < CONTROL_DLQ_MAX)
+		k->rows[k->total] = *d;
+	k->total++;
+	return 0;
+}
+
+static json_t *cmd_dlq_list(struct control *ctl, json_t *req)
+{
+	struct dlq_keep k = { 0 };
+	json_t *res, *rows;
+	uint64_t n;
+	int err;
+
+	if (!ctl->ops->dlq_list)
+		return error_response("dlq_list: not available");
+	k.rows = calloc(CONTROL_DLQ_MAX, sizeof(*k.rows));
+	if (!k.rows)
+		return error_response("dlq_list: %s", strerror(ENOMEM));
+	err = ctl->ops->dlq_list(ctl->arg, dlq_emit, &k);
+	if (err < 0) {
+		free(k.rows);
+		return error_response("dlq_list: %s", strerror(-err));
+	}
+	n = k.total < CONTROL_DLQ_MAX ? k.total : CONTROL_DLQ_MAX;
+	rows = json_array();
+	for (uint64_t i = 0; i < n; i++)
+		json_array_append_new(rows, dead_json(&k.rows[i]));
+	res = ok_response("dlq_list");
+	json_object_set_new(res, "total", ju64(k.total));
+	json_object_set_new(res, "truncated", json_boolean(k.total > n));
+	json_object_set_new(res, "dead_letters", rows);
+	free(k.rows);
+	return res;
+}
+
+/* The request's "id": 1 and up.  NULL, or the error response. */
+static json_t *dlq_id(json_t *req, uint64_t *id)
+{
+	json_t *v = json_object_get(req, "id");
+
+	if (!v)
+		return error_response("missing 'id'");
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return error_response("'id' must be a positive integer");
+	*id = (uint64_t)json_integer_value(v);
+	return NULL;
+}
+
+static json_t *dlq_error(const char *cmd, uint64_t id, int err)
+{
+	unsigned long long n = id;
+
+	switch (err) {
+	case -ENOENT:
+		return error_response("no dead letter %llu", n);
+	case -EALREADY:
+		return error_response("dead letter %llu is already being replayed",
+				      n);
+	case -EBUSY:
+		return error_response("dead letter %llu is being published right now: try again once it settled",
+				      n);
+	case -ESRCH:
+		return error_response("dead letter %llu: its region is no longer configured",
+				      n);
+	}
+	return error_response("%s: %s", cmd, strerror(-err));
+}
+
+static json_t *cmd_dlq_show(struct control *ctl, json_t *req)
+{
+	struct control_dead *d;
+	json_t *res, *j;
+	uint64_t id;
+	int err;
+
+	res = dlq_id(req, &id);
+	if (res)
+		return res;
+	if (!ctl->ops->dlq_show)
+		return error_response("dlq_show: not available");
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return error_response("dlq_show: %s", strerror(ENOMEM));
+	err = ctl->ops->dlq_show(ctl->arg, id, d);
+	if (err < 0) {
+		free(d);
+		return dlq_error("dlq_show", id, err);
+	}
+	res = ok_response("dlq_show");
+	j = dead_json(d);
+	json_object_set_new(j, "decoded_records", d->decoded < 0 ?
+			    json_null() : json_integer(d->decoded));
+	if (d->decoded < 0)
+		json_object_set_new(j, "decode_error",
+				    jname(d->decode_error,
+					  sizeof(d->decode_error)));
+	json_object_set_new(res, "dead_letter", j);
+	free(d);
+	return res;
+}
+
+static json_t *dlq_act(struct control *ctl, json_t *req, const char *cmd,
+		       int (*op)(void *arg, uint64_t id))
+{
+	json_t *res;
+	uint64_t id;
+	int err;
+
+	res = dlq_id(req, &id);
+	if (res)
+		return res;
+	if (!op)
+		return error_response("%s: not available", cmd);
+	err = op(ctl->arg, id);
+	if (err < 0)
+		return dlq_error(cmd, id, err);
+	res = ok_response(cmd);
+	json_object_set_new(res, "id", ju64(id));
+	return res;
+}
+
+static json_t *cmd_dlq_replay(struct control *ctl, json_t *req)
+{
+	return dlq_act(ctl, req, "dlq_replay", ctl->ops->dlq_replay);
+}
+
+static json_t *cmd_dlq_purge(struct control *ctl, json_t *req)
+{
+	return dlq_act(ctl, req, "dlq_purge", ctl->ops->dlq_purge);
+}
+
 static json_t *cmd_ping(struct control *ctl, json_t *req)
 {
 	json_t *res = ok_response("ping");
@@ -469,6 +679,10 @@ static const struct command {
 	{ "spool", cmd_spool, { NULL } },
 	{ "ledger", cmd_ledger, { "limit", NULL } },
 	{ "ping", cmd_ping, { NULL } },
+	{ "dlq_list", cmd_dlq_list, { NULL } },
+	{ "dlq_show", cmd_dlq_show, { "id", NULL } },
+	{ "dlq_replay", cmd_dlq_replay, { "id", NULL } },
+	{ "dlq_purge", cmd_dlq_purge, { "id", NULL } },
 };
 
 static bool field_ok(const struct command *c, const char *key)
@@ -511,7 +725,7 @@ static json_t *answer(struct control *ctl, const char *line, size_t len)
 		if (!strcmp(name, commands[i].name))
 			c = &commands[i];
 	if (!c) {
-		res = error_response("unknown cmd '%.64s' (expected status, spool, ledger or ping)",
+		res = error_response("unknown cmd '%.64s' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay or dlq_purge)",
 				     name);
 		json_decref(req);
 		return res;

@@ -6,8 +6,14 @@
  *
  *	request:  {"cmd":"status"}            {"cmd":"spool"}
  *	          {"cmd":"ledger","limit":100} {"cmd":"ping"}
+ *	          {"cmd":"dlq_list"}           {"cmd":"dlq_show","id":3}
+ *	          {"cmd":"dlq_replay","id":3}  {"cmd":"dlq_purge","id":3}
  *	response: {"ok":true,"cmd":"status",...}
  *	          {"ok":false,"error":"unknown cmd 'x'"}
+ *
+ * Dead letters leave their table only through dlq_replay (once the region
+ * acknowledged the batch) or dlq_purge, each naming one id: there is no
+ * wildcard.  evringctl also asks the operator for --yes before a purge.
  *
  * The daemon's state reaches this module through struct control_ops, typed
  * callbacks that fill the plain structs below; jansson stays inside
@@ -40,6 +46,8 @@
 
 #include "config.h"
 #include "loop.h"
+#include "ship.h"
+#include "spool.h"
 
 #define CONTROL_LINE_MAX	4096	/* request bytes, including '\n' */
 #define CONTROL_CLIENTS_MAX	64
@@ -49,6 +57,7 @@
 #define CONTROL_LEDGER_DEFAULT	100	/* ledger rows when no "limit" */
 #define CONTROL_LEDGER_MAX	1000	/* the largest "limit" accepted */
 #define CONTROL_RATE_WINDOW_S	10	/* ingest rate: events/s over this */
+#define CONTROL_DLQ_MAX		1000	/* dead letters in one dlq_list */
 
 struct control;
 
@@ -85,6 +94,9 @@ struct control_status {
 	uint64_t uptime_ms;
 	unsigned int nr_parts;		/* <= CONTROL_PARTS_MAX */
 	struct control_part_status parts[CONTROL_PARTS_MAX];
+	/* Shipping: one entry per configured region (ship_region_status()). */
+	unsigned int nr_regions;	/* <= CONFIG_REGIONS_MAX */
+	struct ship_region_status regions[CONFIG_REGIONS_MAX];
 };
 
 struct control_spool {
@@ -103,6 +115,7 @@ struct control_spool {
 struct control_counters {
 	uint64_t records_in;		/* events spooled */
 	uint64_t bytes_in;		/* payload bytes spooled */
+	uint64_t batches_in;		/* batches spooled */
 };
 
 /* One range of sequence numbers known lost, from the loss ledger. */
@@ -119,10 +132,34 @@ struct control_loss {
 /* A ledger row sink: returns 0, or -errno to make the walk stop. */
 typedef int (*control_emit_fn)(const struct control_loss *loss, void *arg);
 
+/* One dead letter: a batch a region refused for good, and why. */
+struct control_dead {
+	uint64_t id;			/* dead-letter id */
+	char region[SPOOL_REGION_MAX + 1];
+	uint64_t batch_id;		/* the spool's id of the batch */
+	char source[CONTROL_NAME_MAX];	/* "device", "socket", "bpf" */
+	uint32_t partition;
+	uint64_t epoch;
+	uint64_t first_seq;
+	uint32_t count;			/* records, as spooled */
+	uint64_t bytes;			/* encoded batch bytes */
+	uint64_t spooled_ns;		/* CLOCK_REALTIME when spooled */
+	char reason[SPOOL_TEXT_MAX + 1];
+	uint32_t attempts;
+	uint64_t at_ns;			/* CLOCK_REALTIME when dead-lettered */
+	/* dlq_show only: the stored copy decoded. */
+	int64_t decoded;		/* records in it; -1: it does not decode */
+	char decode_error[64];		/* why not, when decoded < 0 */
+};
+
+/* A dead-letter sink: returns 0, or -errno to make the walk stop. */
+typedef int (*control_dead_fn)(const struct control_dead *d, void *arg);
+
 /*
  * All return 0 or -errno; a failure becomes {"ok":false,"error":
- * "<cmd>: <strerror>"}.  @out arrives zeroed.  Any op may be NULL: its
- * command then answers "not available".
+ * "<cmd>: <strerror>"}, except -ENOENT from a dlq_* op, which is "no dead
+ * letter <id>".  @out arrives zeroed.  Any op may be NULL: its command
+ * then answers "not available".
  */
 struct control_ops {
 	int (*status)(void *arg, struct control_status *out);
@@ -130,6 +167,14 @@ struct control_ops {
 	int (*counters)(void *arg, struct control_counters *out);
 	/* Every range, oldest first; control.c keeps the newest "limit". */
 	int (*ledger)(void *arg, control_emit_fn emit, void *emit_arg);
+	/* Every dead letter, by id; control.c keeps the first CONTROL_DLQ_MAX. */
+	int (*dlq_list)(void *arg, control_dead_fn emit, void *emit_arg);
+	/* Dead letter @id, with its stored copy decoded. */
+	int (*dlq_show)(void *arg, uint64_t id, struct control_dead *out);
+	/* Send it through the normal path again (ship_dlq_replay()). */
+	int (*dlq_replay)(void *arg, uint64_t id);
+	/* Remove it unsent (ship_dlq_purge()). */
+	int (*dlq_purge)(void *arg, uint64_t id);
 };
 
 /*

@@ -10,8 +10,6 @@
 #include "drain.h"
 #include "log.h"
 
-#define DRAIN_RETRY_MS	200	/* while the spool is full */
-
 struct drain {
 	struct loop *loop;
 	struct spool *spool;
@@ -26,8 +24,12 @@ struct drain {
 	uint64_t staged_bytes;
 	uint64_t timer;			/* pending commit or retry, or 0 */
 	bool paused;
-	int full_err;			/* -EDQUOT or -ENOSPC while paused */
-	uint64_t records_in, bytes_in;
+	int full_err;			/* -EDQUOT or -ENOSPC while paused;
+					 * -EAGAIN: reopened after ENOSPC,
+					 * commit at the next retry */
+	uint64_t records_in, bytes_in, batches_in;
+	void (*on_commit)(void *arg);
+	void *on_commit_arg;
 };
 
 static int drain_commit(struct drain *d);
@@ -59,10 +61,16 @@ void drain_free(struct drain *d)
 	free(d);
 }
 
+/* What a batch adds to its records: header and a full loss section. */
+#define DRAIN_BATCH_OVERHEAD	(BATCH_HDR_LEN + DRAIN_LOSS_MAX * BATCH_LOSS_SIZE)
+
 /*
  * A commit never exceeds a quarter of the spool's bound (so it can always
  * fit once the spool drains) nor half a batch body: whatever the bounds
- * configured, no commit can fail for its size alone.
+ * configured, no commit can fail for its size alone.  When shipping, each
+ * encoded batch also fits ship.max_message (one batch is one message); a
+ * single record larger than that still goes alone, and the shipper
+ * dead-letters it with the reason.
  */
 void drain_reconfigure(struct drain *d, const struct evd_config *c)
 {
@@ -70,10 +78,23 @@ void drain_reconfigure(struct drain *d, const struct evd_config *c)
 
 	if (cap > BATCH_BODY_MAX / 2)
 		cap = BATCH_BODY_MAX / 2;
+	if (c->nr_regions) {
+		uint64_t msg = c->ship_max_message > DRAIN_BATCH_OVERHEAD ?
+			       c->ship_max_message - DRAIN_BATCH_OVERHEAD : 1;
+
+		if (cap > msg)
+			cap = msg;
+	}
 	spool_set_max_bytes(d->spool, c->spool_max_bytes);
 	d->max_records = c->drain_batch_records;
 	d->max_bytes = c->drain_batch_bytes < cap ? c->drain_batch_bytes : cap;
 	d->batch_ms = c->drain_batch_ms;
+}
+
+void drain_set_on_commit(struct drain *d, void (*cb)(void *arg), void *arg)
+{
+	d->on_commit = cb;
+	d->on_commit_arg = arg;
 }
 
 void drain_add_stream(struct drain *d, struct drain_stream *st)
@@ -327,6 +348,7 @@ static void drain_committed(struct drain *d)
 
 static int drain_commit(struct drain *d)
 {
+	unsigned int added = 0;
 	struct drain_txn t;
 	int ret;
 
@@ -334,19 +356,32 @@ static int drain_commit(struct drain *d)
 		loop_cancel_timer(d->loop, d->timer);
 		d->timer = 0;
 	}
-	if (d->full_err == -ENOSPC && drain_reopen(d))
+	if (d->full_err == -ENOSPC) {
+		/*
+		 * Reopen now, commit at the next retry: in between, the
+		 * shipper's trims go through the fresh handle (a commit that
+		 * hits ENOSPC again would fail it for them too).
+		 */
+		if (!drain_reopen(d))
+			d->full_err = -EAGAIN;
 		goto full;
+	}
 	ret = drain_txn_build(d, &t);
 	if (!ret && (t.n || t.nloss || t.nnotes))
 		ret = spool_commit(d->spool, t.app, t.n, t.loss, t.nloss,
 				   t.notes, t.nnotes);
+	if (!ret)
+		added = t.n;
 	drain_txn_free(&t);
 	if (!ret) {
 		if (d->paused)
 			log_info("spool has room again: draining resumes");
 		d->full_err = 0;
+		d->batches_in += added;
 		drain_pause(d, false);
 		drain_committed(d);
+		if (added && d->on_commit)
+			d->on_commit(d->on_commit_arg);
 		return 0;
 	}
 	if (ret == -EDQUOT || ret == -ENOSPC) {
@@ -363,7 +398,7 @@ static int drain_commit(struct drain *d)
 full:
 	drain_pause(d, true);
 	drain_arm(d, DRAIN_RETRY_MS);
-	return d->full_err;
+	return d->full_err == -EAGAIN ? -ENOSPC : d->full_err;
 }
 
 enum control_state drain_state(const struct drain *d)
@@ -375,4 +410,5 @@ void drain_counters(const struct drain *d, struct control_counters *out)
 {
 	out->records_in = d->records_in;
 	out->bytes_in = d->bytes_in;
+	out->batches_in = d->batches_in;
 }

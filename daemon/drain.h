@@ -15,7 +15,14 @@
  *
  * When the spool is full (its configured bound, or the disk) the drain
  * pauses every stream (the sources stop taking records, so rings fill and
- * writers block) and retries; it never evicts anything.  An I/O error from
+ * writers block) and retries every DRAIN_RETRY_MS; it never evicts
+ * anything.  Room comes back when the shipper trims what every region has
+ * (spool_ship_commit()), so draining resumes at most DRAIN_RETRY_MS after
+ * that trim.
+ *
+ * With regions configured, one commit's records stay within
+ * ship.max_message less the batch header and loss section, so that each
+ * of its batches fits one JetStream message.  An I/O error from
  * the spool is fatal: drain_kick() and drain_flush() return -EIO and the
  * caller must stop without releasing anything more.
  */
@@ -32,6 +39,7 @@
 #include "spool.h"
 
 #define DRAIN_LOSS_MAX	8	/* loss ranges staged per stream */
+#define DRAIN_RETRY_MS	200	/* while the spool is full */
 
 struct drain;
 struct drain_stream;
@@ -100,7 +108,14 @@ int drain_stream_loss(struct drain_stream *st, uint64_t first_seq,
 void drain_stream_epoch(struct drain_stream *st, uint64_t new_epoch,
 			const char *why);
 
-/* Adopt the live drain.* keys after SIGHUP. */
+/*
+ * Call @cb(@arg) after every commit that added batches to the spool (on
+ * the loop's thread, after the sources were told); NULL: none.  evringd
+ * kicks the shipper from here.
+ */
+void drain_set_on_commit(struct drain *d, void (*cb)(void *arg), void *arg);
+
+/* Adopt the live drain.* keys (and ship.max_message) after SIGHUP. */
 void drain_reconfigure(struct drain *d, const struct evd_config *c);
 
 enum control_state drain_state(const struct drain *d);

@@ -4,6 +4,8 @@
  * socket (daemon/control.h, docs/OPERATING.md).
  *
  *	evringctl [--socket PATH] [--json] status|spool|ledger|ping
+ *	evringctl [--socket PATH] [--json] dlq list|show ID|replay ID|purge ID --yes
+ *	evringctl consume ...		(daemon/consume.h: reads regions back)
  *
  * One request, one response line.  Human tables by default; --json prints
  * the daemon's response line as is, for scripts.  Exit status: 0 the
@@ -26,6 +28,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "consume.h"
 #include "control.h"
 
 #define EXIT_USAGE		2
@@ -45,12 +48,20 @@ static void usage(FILE *f)
 		"  ledger            loss ranges, the newest --limit N (default %d,\n"
 		"                    max %d)\n"
 		"  ping              is evringd alive?\n"
+		"  dlq list          dead letters: batches a region refused for good\n"
+		"  dlq show ID       one dead letter, its stored batch decoded\n"
+		"  dlq replay ID     send it through the normal path again; it leaves\n"
+		"                    the table once its region acknowledged it\n"
+		"  dlq purge ID --yes  delete it unsent\n"
+		"  consume ...       read regions' streams back and verify them\n"
+		"                    (evringctl consume --help)\n"
 		"\n"
 		"options:\n"
 		"  -s, --socket PATH  control socket (default %s)\n"
 		"  -j, --json         print the daemon's JSON response line\n"
 		"  -t, --timeout MS   give up after MS milliseconds (default %d)\n"
 		"  -n, --limit N      ledger rows\n"
+		"  -y, --yes          confirm 'dlq purge'\n"
 		"  -h, --help         this text\n",
 		prog, CONTROL_LEDGER_DEFAULT, CONTROL_LEDGER_MAX,
 		CONFIG_DEFAULT_CONTROL_SOCKET, DEFAULT_TIMEOUT_MS);
@@ -310,6 +321,56 @@ static void show_captures(json_t *parts)
 	}
 }
 
+/* "R3", or "NOT DURABLE (R1)": an ack that a server crash can undo. */
+static const char *durability(json_t *g, char *buf, size_t len)
+{
+	long long r = (long long)jint(g, "replicas");
+
+	if (json_is_true(json_object_get(g, "durable")))
+		snprintf(buf, len, "R%lld", r);
+	else
+		snprintf(buf, len, "NOT DURABLE (R%lld)", r);
+	return buf;
+}
+
+/* The regions spooled batches ship to, then what needs the operator. */
+static void show_regions(json_t *regions)
+{
+	bool weak = false;
+	char b1[32], b2[32];
+	json_t *g;
+	size_t i;
+
+	if (!json_array_size(regions))
+		return;
+	printf("\n%-12s %-9s %-16s %-9s %6s %8s %10s %9s %14s %8s %6s %s\n",
+	       "REGION", "CONNECTED", "DURABLE", "BREAKER", "WINDOW",
+	       "INFLIGHT", "LAG_EVENTS", "LAG", "SHIPPED_EVENTS", "RETRIES",
+	       "DEAD", "LAST_ERROR");
+	json_array_foreach(regions, i, g) {
+		const char *e = jstr(g, "last_error");
+
+		weak |= !json_is_true(json_object_get(g, "durable"));
+		printf("%-12s %-9s %-16s %-9s %6lld %8lld %10lld %9s %14lld %8lld %6lld %s\n",
+		       jstr(g, "name"),
+		       json_is_true(json_object_get(g, "connected")) ?
+		       "yes" : "no", durability(g, b1, sizeof(b1)),
+		       jstr(g, "breaker"), (long long)jint(g, "window"),
+		       (long long)jint(g, "inflight"),
+		       (long long)jint(g, "lag_events"),
+		       human_ms(jint(g, "lag_ms"), b2, sizeof(b2)),
+		       (long long)jint(g, "shipped_events"),
+		       (long long)jint(g, "retries"),
+		       (long long)jint(g, "dead_lettered"), e[0] ? e : "-");
+	}
+	json_array_foreach(regions, i, g)
+		if (json_is_true(json_object_get(g, "parked")))
+			printf("region %s is PARKED: it lags beyond ship.lag_limit_s and the spool no longer keeps batches for it\n",
+			       jstr(g, "name"));
+	if (weak)
+		printf("NOT DURABLE: a stream with fewer than 3 replicas; JetStream acknowledges before it fsyncs, so a server crash can lose acknowledged batches\n");
+}
+
 static void show_status(json_t *r)
 {
 	json_t *parts = json_object_get(r, "partitions"), *p;
@@ -321,6 +382,7 @@ static void show_status(json_t *r)
 	       human_ms(jint(r, "uptime_ms"), b1, sizeof(b1)));
 	if (!json_array_size(parts)) {
 		printf("no sources attached\n");
+		show_regions(json_object_get(r, "regions"));
 		return;
 	}
 	printf("%-8s %4s %-16s %15s %7s %12s %12s %8s %10s %12s %7s\n",
@@ -344,6 +406,7 @@ static void show_status(json_t *r)
 		       (long long)jint(p, "writers_blocked"));
 	}
 	show_captures(parts);
+	show_regions(json_object_get(r, "regions"));
 }
 
 static void show_spool(json_t *r)
@@ -394,6 +457,71 @@ static void show_ledger(json_t *r)
 		       json_array_size(rows), (long long)jint(r, "total"));
 }
 
+static void show_dlq_list(json_t *r)
+{
+	json_t *rows = json_object_get(r, "dead_letters"), *x;
+	char b1[32];
+	size_t i;
+
+	if (!json_array_size(rows)) {
+		printf("no dead letters\n");
+		return;
+	}
+	printf("%6s %-12s %-8s %4s %-16s %12s %8s %8s %8s %-24s %s\n", "ID",
+	       "REGION", "SOURCE", "PART", "EPOCH", "FIRST_SEQ", "COUNT",
+	       "SIZE", "ATTEMPTS", "TIME", "REASON");
+	json_array_foreach(rows, i, x)
+		printf("%6lld %-12s %-8s %4lld %-16s %12lld %8lld %8s %8lld %-24s %s\n",
+		       (long long)jint(x, "id"), jstr(x, "region"),
+		       jstr(x, "source"), (long long)jint(x, "partition"),
+		       jstr(x, "epoch"), (long long)jint(x, "first_seq"),
+		       (long long)jint(x, "count"),
+		       human_size((double)jint(x, "bytes"), b1, sizeof(b1)),
+		       (long long)jint(x, "attempts"), jstr(x, "time"),
+		       jstr(x, "reason"));
+	if (json_is_true(json_object_get(r, "truncated")))
+		printf("(first %zu of %lld dead letters shown)\n",
+		       json_array_size(rows), (long long)jint(r, "total"));
+}
+
+static void show_dlq_show(json_t *r)
+{
+	json_t *d = json_object_get(r, "dead_letter");
+	json_t *dec = json_object_get(d, "decoded_records");
+	char b1[32];
+
+	printf("dead letter    %lld\n", (long long)jint(d, "id"));
+	printf("region         %s\n", jstr(d, "region"));
+	printf("batch          %lld (%s partition %lld, epoch %s)\n",
+	       (long long)jint(d, "batch_id"), jstr(d, "source"),
+	       (long long)jint(d, "partition"), jstr(d, "epoch"));
+	printf("sequences      %lld..%lld (%lld records)\n",
+	       (long long)jint(d, "first_seq"), (long long)jint(d, "last_seq"),
+	       (long long)jint(d, "count"));
+	if (json_is_integer(dec))
+		printf("decoded        %lld records\n",
+		       (long long)json_integer_value(dec));
+	else
+		printf("decoded        no: %s\n", jstr(d, "decode_error"));
+	printf("size           %s\n",
+	       human_size((double)jint(d, "bytes"), b1, sizeof(b1)));
+	printf("spooled        %s\n", jstr(d, "spooled"));
+	printf("dead-lettered  %s, after %lld attempts\n", jstr(d, "time"),
+	       (long long)jint(d, "attempts"));
+	printf("reason         %s\n", jstr(d, "reason"));
+}
+
+static void show_dlq_replay(json_t *r)
+{
+	printf("dead letter %lld: replay started; it leaves the dead-letter table once its region acknowledged it\n",
+	       (long long)jint(r, "id"));
+}
+
+static void show_dlq_purge(json_t *r)
+{
+	printf("dead letter %lld purged\n", (long long)jint(r, "id"));
+}
+
 static void show_ping(json_t *r)
 {
 	printf("evringd pid %lld on host %s is alive\n",
@@ -401,13 +529,19 @@ static void show_ping(json_t *r)
 }
 
 static const struct {
-	const char *name;
+	const char *name;		/* on the command line */
+	const char *cmd;		/* on the wire */
+	bool id;			/* takes a dead-letter ID */
 	void (*show)(json_t *r);
 } cmds[] = {
-	{ "status", show_status },
-	{ "spool", show_spool },
-	{ "ledger", show_ledger },
-	{ "ping", show_ping },
+	{ "status", "status", false, show_status },
+	{ "spool", "spool", false, show_spool },
+	{ "ledger", "ledger", false, show_ledger },
+	{ "ping", "ping", false, show_ping },
+	{ "dlq list", "dlq_list", false, show_dlq_list },
+	{ "dlq show", "dlq_show", true, show_dlq_show },
+	{ "dlq replay", "dlq_replay", true, show_dlq_replay },
+	{ "dlq purge", "dlq_purge", true, show_dlq_purge },
 };
 
 int main(int argc, char **argv)
@@ -417,18 +551,22 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "limit", required_argument, NULL, 'n' },
+		{ "yes", no_argument, NULL, 'y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = CONFIG_DEFAULT_CONTROL_SOCKET;
-	unsigned long timeout_ms = DEFAULT_TIMEOUT_MS, limit = 0;
-	bool json = false;
-	char req[128], err[512], *line = NULL;
+	unsigned long timeout_ms = DEFAULT_TIMEOUT_MS, limit = 0, id = 0;
+	bool json = false, yes = false;
+	char req[128], err[512], name[32], *line = NULL;
 	json_t *res;
 	json_error_t jerr;
-	int c, cmd = -1, rc;
+	int c, cmd = -1, rc, words;
 
-	while ((c = getopt_long(argc, argv, "s:jt:n:h", opts, NULL)) != -1) {
+	/* consume parses its own options: it is a program of its own. */
+	if (argc >= 2 && !strcmp(argv[1], "consume"))
+		return consume_main(argc - 1, argv + 1);
+	while ((c = getopt_long(argc, argv, "s:jt:n:yh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			path = optarg;
@@ -446,6 +584,9 @@ int main(int argc, char **argv)
 				return die_usage("bad --limit '%s' (1..1000)",
 						 optarg);
 			break;
+		case 'y':
+			yes = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -454,24 +595,52 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1)
-		return die_usage(optind == argc ? "%s" :
-				 "too many arguments, starting at '%s'",
-				 optind == argc ? "missing COMMAND" :
-				 argv[optind + 1]);
+	if (optind == argc)
+		return die_usage("%s", "missing COMMAND");
+	/* "dlq" takes a subcommand: the command is its first two words. */
+	words = strcmp(argv[optind], "dlq") ? 1 : 2;
+	if (words == 2 && optind + 1 == argc)
+		return die_usage("%s", "missing dlq subcommand (list, show, replay or purge)");
+	snprintf(name, sizeof(name), "%.15s%s%.15s", argv[optind],
+		 words == 2 ? " " : "", words == 2 ? argv[optind + 1] : "");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(argv[optind], cmds[i].name))
+		if (!strcmp(name, cmds[i].name))
 			cmd = (int)i;
 	if (cmd < 0)
-		return die_usage("unknown command '%s'", argv[optind]);
+		return die_usage(words == 2 ? "unknown dlq subcommand '%s'" :
+				 "unknown command '%s'",
+				 argv[optind + words - 1]);
+	optind += words;
+	if (cmds[cmd].id) {
+		if (optind == argc)
+			return die_usage("'%s' needs a dead-letter ID", name);
+		if (!parse_uint(argv[optind], 1, INT64_MAX, &id))
+			return die_usage("bad dead-letter ID '%s' (a positive integer)",
+					 argv[optind]);
+		optind++;
+	}
+	if (optind != argc)
+		return die_usage("too many arguments, starting at '%s'",
+				 argv[optind]);
 	if (limit && strcmp(cmds[cmd].name, "ledger"))
 		return die_usage("--limit applies to 'ledger' only%s", "");
+	if (yes && strcmp(cmds[cmd].name, "dlq purge"))
+		return die_usage("--yes applies to 'dlq purge' only%s", "");
+	if (!strcmp(cmds[cmd].name, "dlq purge") && !yes) {
+		/* Nothing leaves the dead-letter table without a word. */
+		fprintf(stderr, "%s: refusing to purge dead letter %lu without --yes\n",
+			prog, id);
+		return EXIT_USAGE;
+	}
 
 	if (limit)
 		snprintf(req, sizeof(req), "{\"cmd\":\"ledger\",\"limit\":%lu}\n",
 			 limit);
+	else if (cmds[cmd].id)
+		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"id\":%lu}\n",
+			 cmds[cmd].cmd, id);
 	else
-		snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmds[cmd].name);
+		snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmds[cmd].cmd);
 	if (exchange(path, req, timeout_ms, &line, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
 		return 1;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * evringd: drains the evring rings (and the ingest socket) into the SQLite
- * spool, releasing records only once they are durable there.
+ * spool, releasing records only once they are durable there, and ships the
+ * spooled batches to the configured regions (NATS JetStream).
  *
  *	evringd [-c FILE] [--set SECTION.KEY=VALUE]...
  *
@@ -10,6 +11,10 @@
  * next start.  SIGHUP: reload the configuration file; live keys apply at
  * once, a change to any other key is refused with a log line.  Exits 1 when
  * it cannot start, or when the spool failed under it.
+ *
+ * Order: spool, loop, drain, shipper (kicked after every commit), sources,
+ * /metrics (ship.metrics_listen), control socket; stopped in reverse, the
+ * shipper before the spool closes.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,8 +28,11 @@
 #include "config.h"
 #include "control.h"
 #include "drain.h"
+#include "batch.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics_http.h"
+#include "ship.h"
 #include "source_bpf.h"
 #include "source_kmod.h"
 #include "source_sock.h"
@@ -40,6 +48,8 @@ struct evd {
 	struct loop *loop;
 	struct spool *spool;
 	struct drain *drain;
+	struct ship *ship;
+	struct metrics_http *metrics;
 	struct source_kmod *kmod;
 	struct source_sock *sock;
 	struct source_bpf *bpf;
@@ -98,6 +108,7 @@ static void evd_on_hup(struct loop *l, int signo, void *arg)
 	}
 	e->cfg = fresh;
 	drain_reconfigure(e->drain, &e->cfg);
+	ship_reconfigure(e->ship, &e->cfg);
 	control_reconfigure(e->control, &e->cfg);
 	if (e->bpf && source_bpf_reconfigure(e->bpf, &e->cfg, err, sizeof(err)))
 		log_error("reload: bpf source: %s", err);
@@ -114,6 +125,18 @@ static const char *source_name(unsigned int source)
 	case BATCH_SRC_BPF: return "bpf";
 	default: return "unknown";
 	}
+}
+
+/* Every region's shipping state, in configuration order. */
+static void evd_regions(struct evd *e, struct ship_region_status *out,
+			unsigned int *n)
+{
+	unsigned int nr = ship_nregions(e->ship);
+
+	*n = 0;
+	for (unsigned int i = 0; i < nr && i < CONFIG_REGIONS_MAX; i++)
+		if (!ship_region_status(e->ship, i, &out[*n]))
+			(*n)++;
 }
 
 static int evd_status(void *arg, struct control_status *out)
@@ -135,6 +158,7 @@ static int evd_status(void *arg, struct control_status *out)
 		n += source_bpf_status(e->bpf, out->parts + n,
 				       CONTROL_PARTS_MAX - n);
 	out->nr_parts = n;
+	evd_regions(e, out->regions, &out->nr_regions);
 	if (spool_stats(s, &ss))
 		return 0;
 	for (unsigned int i = 0; i < ss.nparts; i++) {
@@ -216,12 +240,144 @@ static int evd_ledger(void *arg, control_emit_fn emit, void *emit_arg)
 	return spool_foreach_loss(drain_spool(e->drain), 0, evd_ledger_row, &w);
 }
 
+/* --- dead letters ------------------------------------------------------ */
+
+static void evd_dead(const struct spool_dead *sd, struct control_dead *out)
+{
+	out->id = sd->id;
+	snprintf(out->region, sizeof(out->region), "%s", sd->region);
+	out->batch_id = sd->batch.id;
+	snprintf(out->source, sizeof(out->source), "%s",
+		 source_name(sd->batch.source));
+	out->partition = sd->batch.partition;
+	out->epoch = sd->batch.epoch;
+	out->first_seq = sd->batch.first_seq;
+	out->count = sd->batch.count;
+	out->bytes = sd->batch.bytes;
+	out->spooled_ns = sd->batch.created_ns;
+	snprintf(out->reason, sizeof(out->reason), "%s", sd->reason);
+	out->attempts = sd->attempts;
+	out->at_ns = sd->at_ns;
+}
+
+struct evd_dead_walk {
+	control_dead_fn emit;
+	void *arg;
+};
+
+static int evd_dead_row(const struct spool_dead *sd, void *arg)
+{
+	struct evd_dead_walk *w = arg;
+	struct control_dead cd = { 0 };
+
+	evd_dead(sd, &cd);
+	return w->emit(&cd, w->arg);
+}
+
+static int evd_dlq_list(void *arg, control_dead_fn emit, void *emit_arg)
+{
+	struct evd *e = arg;
+	struct evd_dead_walk w = { emit, emit_arg };
+
+	return spool_foreach_dead(drain_spool(e->drain), evd_dead_row, &w);
+}
+
+/* The dead letter and its stored copy, decoded to count its records. */
+static int evd_dlq_show(void *arg, uint64_t id, struct control_dead *out)
+{
+	struct evd *e = arg;
+	struct spool_dead sd;
+	struct batch_view v;
+	void *body = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = spool_dead_get(drain_spool(e->drain), id, &sd, &body, &len);
+	if (ret)
+		return ret;
+	evd_dead(&sd, out);
+	ret = batch_decode(body, len, &v);
+	if (ret) {
+		out->decoded = -1;
+		snprintf(out->decode_error, sizeof(out->decode_error), "%s",
+			 strerror(-ret));
+	} else {
+		out->decoded = v.meta.count;
+		batch_view_release(&v);
+	}
+	free(body);
+	return 0;
+}
+
+static int evd_dlq_replay(void *arg, uint64_t id)
+{
+	struct evd *e = arg;
+
+	return ship_dlq_replay(e->ship, id);
+}
+
+static int evd_dlq_purge(void *arg, uint64_t id)
+{
+	struct evd *e = arg;
+
+	return ship_dlq_purge(e->ship, id);
+}
+
 static const struct control_ops evd_control_ops = {
 	.status = evd_status,
 	.spool = evd_spool,
 	.counters = evd_counters,
 	.ledger = evd_ledger,
+	.dlq_list = evd_dlq_list,
+	.dlq_show = evd_dlq_show,
+	.dlq_replay = evd_dlq_replay,
+	.dlq_purge = evd_dlq_purge,
 };
+
+/* --- shipping and /metrics ---------------------------------------------- */
+
+static void evd_on_commit(void *arg)
+{
+	struct evd *e = arg;
+
+	ship_kick(e->ship);
+}
+
+static int evd_metrics(void *arg, struct metrics_state *out)
+{
+	struct evd *e = arg;
+	struct spool *s = drain_spool(e->drain);
+	struct control_counters cc = { 0 };
+	struct spool_stats ss;
+	int ret;
+
+	drain_counters(e->drain, &cc);
+	out->records_spooled = cc.records_in;
+	out->batches_spooled = cc.batches_in;
+	out->bytes_spooled = cc.bytes_in;
+	ret = spool_stats(s, &ss);
+	if (ret)
+		return ret;
+	out->spool_bytes = ss.file_bytes;
+	out->spool_max_bytes = ss.max_bytes;
+	for (unsigned int i = 0; i < ss.nparts && i < METRICS_PARTS_MAX; i++) {
+		struct metrics_part *p = &out->parts[out->nr_parts];
+		struct spool_part_stats ps;
+
+		if (spool_part_stats(s, i, &ps))
+			break;
+		snprintf(p->source, sizeof(p->source), "%s",
+			 source_name(ps.source));
+		p->partition = ps.partition;
+		p->batches = ps.batches;
+		p->records = ps.records;
+		p->bytes = ps.bytes;
+		out->nr_parts++;
+	}
+	evd_regions(e, out->regions, &out->nr_regions);
+	ship_latency(e->ship, &out->latency);
+	return 0;
+}
 
 /* --- start and stop ---------------------------------------------------- */
 
@@ -249,6 +405,24 @@ static int evd_start(struct evd *e)
 		return ret;
 	}
 	e->started_ms = loop_now_ms();
+	/*
+	 * Before the shipper: its libnats threads must inherit the blocked
+	 * mask, or a SIGHUP landing on one of them would kill the daemon.
+	 */
+	if (loop_add_signal(e->loop, SIGTERM, evd_on_term, e) ||
+	    loop_add_signal(e->loop, SIGINT, evd_on_term, e) ||
+	    loop_add_signal(e->loop, SIGHUP, evd_on_hup, e)) {
+		log_error("cannot start: cannot take signals through the loop");
+		return -EINVAL;
+	}
+	err[0] = '\0';
+	ret = ship_new(e->loop, e->spool, &e->cfg, &e->ship, err, sizeof(err));
+	if (ret) {
+		log_error("cannot start shipping: %s",
+			  err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	drain_set_on_commit(e->drain, evd_on_commit, e);
 	if (e->cfg.source_device[0]) {
 		ret = source_kmod_open(e->loop, e->drain, e->cfg.source_device,
 				       &e->kmod, err, sizeof(err));
@@ -279,6 +453,15 @@ static int evd_start(struct evd *e)
 			return ret;
 		}
 	}
+	if (e->cfg.ship_metrics_listen[0]) {
+		ret = metrics_http_open(e->loop, e->cfg.ship_metrics_listen,
+					evd_metrics, e, &e->metrics, err,
+					sizeof(err));
+		if (ret) {
+			log_error("%s", err);
+			return ret;
+		}
+	}
 	ret = control_open(e->loop, NULL, &e->cfg, &evd_control_ops, e,
 			   &e->control);
 	if (ret) {
@@ -286,10 +469,6 @@ static int evd_start(struct evd *e)
 			  e->cfg.control_socket, strerror(-ret));
 		return ret;
 	}
-	if (loop_add_signal(e->loop, SIGTERM, evd_on_term, e) ||
-	    loop_add_signal(e->loop, SIGINT, evd_on_term, e) ||
-	    loop_add_signal(e->loop, SIGHUP, evd_on_hup, e))
-		return -EINVAL;
 	/* Commit the start's notes (epoch changes) before taking records. */
 	return drain_flush(e->drain) == -EIO ? -EIO : 0;
 }
@@ -325,11 +504,14 @@ static int evd_drain_out(struct evd *e)
 static void evd_stop(struct evd *e)
 {
 	control_close(e->control);
+	metrics_http_close(e->metrics);
 	source_sock_close(e->sock);
 	source_bpf_close(e->bpf);
 	source_kmod_close(e->kmod);
 	if (e->drain)
 		e->spool = drain_spool(e->drain);
+	/* In-flight publishes are reconciled at the next start. */
+	ship_free(e->ship);
 	drain_free(e->drain);
 	loop_free(e->loop);
 	spool_close(e->spool);
@@ -396,6 +578,8 @@ int main(int argc, char **argv)
 		ret = loop_run(e.loop);
 		if (!ret && !e.stopping)
 			ret = -EIO;	/* a module stopped the loop: fatal */
+		/* What is committed from here on ships at the next start. */
+		drain_set_on_commit(e.drain, NULL, NULL);
 		if (!ret)
 			ret = evd_drain_out(&e);
 	}

@@ -238,6 +238,7 @@ static inline int bt_daemon_start(struct bt_env *e, const char *const *sets)
 	snprintf(base[nb++], sizeof(base[0]), "sources.socket=");
 	snprintf(base[nb++], sizeof(base[0]), "host.id=bpftest");
 	snprintf(base[nb++], sizeof(base[0]), "bpf.enable=yes");
+	snprintf(base[nb++], sizeof(base[0]), "ship.metrics_listen=");
 	snprintf(base[nb++], sizeof(base[0]), "bpf.pin_path=%s", e->pin);
 	if (!e->conf[0])
 		snprintf(base[nb++], sizeof(base[0]), "bpf.open_prefixes=%s",

@@ -51,6 +51,11 @@ struct fake {
 	int status_err;			/* returned by status when set */
 	unsigned int nr_losses;
 	uint64_t t0_ms;			/* counters: 1000 records/s since */
+	bool no_regions;		/* status: shipping not configured */
+	unsigned int nr_dead;		/* 0: the two of fake_dead() */
+	int dlq_err;			/* returned by replay/purge when set */
+	uint64_t replayed, purged;	/* the last id each was called with */
+	unsigned int dlq_calls;		/* replay and purge calls */
 };
 
 static int fake_status(void *arg, struct control_status *out)
@@ -73,6 +78,26 @@ static int fake_status(void *arg, struct control_status *out)
 		.ring_fill = 0, .ring_size = 65536, .read_pos = 5,
 		.release_pos = 5, .spool_batches = 0, .spool_records = 0,
 		.last_seq = 12, .writers_blocked = 0,
+	};
+	if (f->no_regions)
+		return 0;
+	out->nr_regions = 2;
+	out->regions[0] = (struct ship_region_status){
+		.name = "us-east", .connected = true, .durable = true,
+		.replicas = 3, .breaker = "closed", .breaker_opened = 1,
+		.window = 8, .inflight = 2, .lag_batches = 1,
+		.lag_events = 100, .lag_ms = 1500, .shipped_batches = 9,
+		.shipped_events = 900, .shipped_bytes = 57600, .retries = 4,
+		.duplicates = 1, .reconciles = 2, .dead_lettered = 0,
+		.ack_p50_us = 800, .ack_p99_us = 4000, .home_partitions = 3,
+	};
+	out->regions[1] = (struct ship_region_status){
+		.name = "eu-west", .connected = false, .durable = false,
+		.replicas = 1, .parked = true, .breaker = "open",
+		.breaker_opened = 3, .window = 1, .lag_batches = 10,
+		.lag_events = 1000, .lag_ms = 61000, .retries = 30,
+		.dead_lettered = 2, .gaps = 1,
+		.last_error = "publish deadline exceeded",
 	};
 	return 0;
 }
@@ -117,11 +142,90 @@ static int fake_ledger(void *arg, control_emit_fn emit, void *emit_arg)
 	return 0;
 }
 
+/* Dead letter @id: 3 (decodes), 7 (does not), or with nr_dead 1..n. */
+static bool fake_dead(const struct fake *f, uint64_t id,
+		      struct control_dead *d)
+{
+	if (f->nr_dead ? id < 1 || id > f->nr_dead : id != 3 && id != 7)
+		return false;
+	*d = (struct control_dead){
+		.id = id, .region = "eu-west", .batch_id = 40 + id,
+		.source = "device", .partition = 1, .epoch = EPOCH0,
+		.first_seq = 100 * id, .count = 50, .bytes = 3300,
+		.spooled_ns = 1700000000123456789ull,
+		.reason = "maximum payload exceeded", .attempts = 5,
+		.at_ns = 1700000060000000000ull,
+	};
+	return true;
+}
+
+static int fake_dlq_list(void *arg, control_dead_fn emit, void *emit_arg)
+{
+	struct fake *f = arg;
+	struct control_dead d;
+	uint64_t n = f->nr_dead ? f->nr_dead : 7;
+
+	for (uint64_t id = 1; id <= n; id++) {
+		int err;
+
+		if (!fake_dead(f, id, &d))
+			continue;
+		err = emit(&d, emit_arg);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int fake_dlq_show(void *arg, uint64_t id, struct control_dead *out)
+{
+	struct fake *f = arg;
+
+	if (!fake_dead(f, id, out))
+		return -ENOENT;
+	out->decoded = id == 7 ? -1 : 50;
+	if (id == 7)
+		strcpy(out->decode_error, "Bad message");
+	return 0;
+}
+
+static int fake_dlq_replay(void *arg, uint64_t id)
+{
+	struct fake *f = arg;
+	struct control_dead d;
+
+	f->dlq_calls++;
+	if (f->dlq_err)
+		return f->dlq_err;
+	if (!fake_dead(f, id, &d))
+		return -ENOENT;
+	f->replayed = id;
+	return 0;
+}
+
+static int fake_dlq_purge(void *arg, uint64_t id)
+{
+	struct fake *f = arg;
+	struct control_dead d;
+
+	f->dlq_calls++;
+	if (f->dlq_err)
+		return f->dlq_err;
+	if (!fake_dead(f, id, &d))
+		return -ENOENT;
+	f->purged = id;
+	return 0;
+}
+
 static const struct control_ops fake_ops = {
 	.status = fake_status,
 	.spool = fake_spool,
 	.counters = fake_counters,
 	.ledger = fake_ledger,
+	.dlq_list = fake_dlq_list,
+	.dlq_show = fake_dlq_show,
+	.dlq_replay = fake_dlq_replay,
+	.dlq_purge = fake_dlq_purge,
 };
 
 /* --- the loop thread and calls into it -------------------------------- */
@@ -206,6 +310,35 @@ static void do_losses(void *self, void *arg)
 	struct server *s = self;
 
 	s->fake.nr_losses = *(unsigned int *)arg;
+}
+
+/* Copy the fake's state out (arg: struct fake *). */
+static void do_fake_get(void *self, void *arg)
+{
+	struct server *s = self;
+
+	*(struct fake *)arg = s->fake;
+}
+
+static void do_no_regions(void *self, void *arg)
+{
+	struct server *s = self;
+
+	s->fake.no_regions = true;
+}
+
+static void do_nr_dead(void *self, void *arg)
+{
+	struct server *s = self;
+
+	s->fake.nr_dead = *(unsigned int *)arg;
+}
+
+static void do_dlq_err(void *self, void *arg)
+{
+	struct server *s = self;
+
+	s->fake.dlq_err = *(int *)arg;
 }
 
 static void do_count(void *self, void *arg)
@@ -595,6 +728,266 @@ TEST_F(ctl, op_failure_becomes_an_error_response)
 	conn_close(c);
 }
 
+/* --- regions and dead letters ------------------------------------------ */
+
+TEST_F(ctl, status_reports_every_field_of_every_region)
+{
+	struct conn *c = conn_open(self->path);
+	json_t *r, *regions, *g;
+
+	ASSERT_NE(NULL, c);
+	r = request(c, "{\"cmd\":\"status\"}\n");
+	ASSERT_TRUE(jok(r));
+	regions = json_object_get(r, "regions");
+	ASSERT_EQ(2u, json_array_size(regions));
+	g = json_array_get(regions, 0);
+	ASSERT_STREQ("us-east", jstr(g, "name"));
+	ASSERT_TRUE(json_is_true(json_object_get(g, "connected")));
+	ASSERT_TRUE(json_is_true(json_object_get(g, "durable")));
+	ASSERT_EQ(3, jint(g, "replicas"));
+	ASSERT_TRUE(json_is_false(json_object_get(g, "parked")));
+	ASSERT_STREQ("closed", jstr(g, "breaker"));
+	ASSERT_EQ(1, jint(g, "breaker_opened"));
+	ASSERT_EQ(8, jint(g, "window"));
+	ASSERT_EQ(2, jint(g, "inflight"));
+	ASSERT_EQ(1, jint(g, "lag_batches"));
+	ASSERT_EQ(100, jint(g, "lag_events"));
+	ASSERT_EQ(1500, jint(g, "lag_ms"));
+	ASSERT_EQ(9, jint(g, "shipped_batches"));
+	ASSERT_EQ(900, jint(g, "shipped_events"));
+	ASSERT_EQ(57600, jint(g, "shipped_bytes"));
+	ASSERT_EQ(4, jint(g, "retries"));
+	ASSERT_EQ(1, jint(g, "duplicates"));
+	ASSERT_EQ(2, jint(g, "reconciles"));
+	ASSERT_EQ(0, jint(g, "dead_lettered"));
+	ASSERT_EQ(800, jint(g, "ack_p50_us"));
+	ASSERT_EQ(4000, jint(g, "ack_p99_us"));
+	ASSERT_EQ(3, jint(g, "home_partitions"));
+	ASSERT_STREQ("", jstr(g, "last_error"));
+	ASSERT_EQ(0, jint(g, "gaps"));
+	ASSERT_EQ(24u, json_object_size(g));
+	g = json_array_get(regions, 1);
+	ASSERT_STREQ("eu-west", jstr(g, "name"));
+	ASSERT_TRUE(json_is_false(json_object_get(g, "connected")));
+	ASSERT_TRUE(json_is_false(json_object_get(g, "durable")));
+	ASSERT_EQ(1, jint(g, "replicas"));
+	ASSERT_TRUE(json_is_true(json_object_get(g, "parked")));
+	ASSERT_STREQ("open", jstr(g, "breaker"));
+	ASSERT_EQ(2, jint(g, "dead_lettered"));
+	ASSERT_EQ(1, jint(g, "gaps"));
+	ASSERT_STREQ("publish deadline exceeded", jstr(g, "last_error"));
+	json_decref(r);
+	conn_close(c);
+}
+
+TEST_F(ctl, status_without_regions_has_an_empty_regions_array)
+{
+	struct conn *c = conn_open(self->path);
+	json_t *r, *regions;
+
+	ASSERT_NE(NULL, c);
+	in_loop(&self->s, do_no_regions, NULL);
+	r = request(c, "{\"cmd\":\"status\"}\n");
+	ASSERT_TRUE(jok(r));
+	regions = json_object_get(r, "regions");
+	ASSERT_TRUE(json_is_array(regions));
+	ASSERT_EQ(0u, json_array_size(regions));
+	json_decref(r);
+	conn_close(c);
+}
+
+TEST_F(ctl, dlq_list_returns_every_dead_letter_by_id)
+{
+	struct conn *c = conn_open(self->path);
+	json_t *r, *rows, *x;
+
+	ASSERT_NE(NULL, c);
+	r = request(c, "{\"cmd\":\"dlq_list\"}\n");
+	ASSERT_NE(NULL, r);
+	ASSERT_TRUE(jok(r));
+	ASSERT_STREQ("dlq_list", jstr(r, "cmd"));
+	ASSERT_EQ(2, jint(r, "total"));
+	ASSERT_TRUE(json_is_false(json_object_get(r, "truncated")));
+	rows = json_object_get(r, "dead_letters");
+	ASSERT_EQ(2u, json_array_size(rows));
+	x = json_array_get(rows, 0);
+	ASSERT_EQ(3, jint(x, "id"));
+	ASSERT_STREQ("eu-west", jstr(x, "region"));
+	ASSERT_EQ(43, jint(x, "batch_id"));
+	ASSERT_STREQ("device", jstr(x, "source"));
+	ASSERT_EQ(1, jint(x, "partition"));
+	ASSERT_STREQ("deadbeefcafef00d", jstr(x, "epoch"));
+	ASSERT_EQ(300, jint(x, "first_seq"));
+	ASSERT_EQ(349, jint(x, "last_seq"));
+	ASSERT_EQ(50, jint(x, "count"));
+	ASSERT_EQ(3300, jint(x, "bytes"));
+	ASSERT_EQ(1700000000123456789ll, jint(x, "spooled_ns"));
+	ASSERT_STREQ("2023-11-14T22:13:20.123Z", jstr(x, "spooled"));
+	ASSERT_STREQ("maximum payload exceeded", jstr(x, "reason"));
+	ASSERT_EQ(5, jint(x, "attempts"));
+	ASSERT_EQ(1700000060000000000ll, jint(x, "at_ns"));
+	ASSERT_STREQ("2023-11-14T22:14:20.000Z", jstr(x, "time"));
+	ASSERT_EQ(16u, json_object_size(x));
+	ASSERT_EQ(7, jint(json_array_get(rows, 1), "id"));
+	json_decref(r);
+	conn_close(c);
+}
+
+TEST_F(ctl, dlq_list_keeps_the_first_1000_and_says_truncated)
+{
+	struct conn *c = conn_open(self->path);
+	unsigned int n = 1500;
+	json_t *r, *rows;
+
+	ASSERT_NE(NULL, c);
+	in_loop(&self->s, do_nr_dead, &n);
+	r = request(c, "{\"cmd\":\"dlq_list\"}\n");
+	ASSERT_TRUE(jok(r));
+	ASSERT_EQ(1500, jint(r, "total"));
+	ASSERT_TRUE(json_is_true(json_object_get(r, "truncated")));
+	rows = json_object_get(r, "dead_letters");
+	ASSERT_EQ((size_t)CONTROL_DLQ_MAX, json_array_size(rows));
+	ASSERT_EQ(1, jint(json_array_get(rows, 0), "id"));
+	ASSERT_EQ(1000, jint(json_array_get(rows, 999), "id"));
+	json_decref(r);
+	conn_close(c);
+}
+
+TEST_F(ctl, dlq_show_returns_the_metadata_and_the_decoded_record_count)
+{
+	struct conn *c = conn_open(self->path);
+	json_t *r, *d;
+
+	ASSERT_NE(NULL, c);
+	r = request(c, "{\"cmd\":\"dlq_show\",\"id\":3}\n");
+	ASSERT_TRUE(jok(r));
+	ASSERT_STREQ("dlq_show", jstr(r, "cmd"));
+	d = json_object_get(r, "dead_letter");
+	ASSERT_EQ(3, jint(d, "id"));
+	ASSERT_EQ(43, jint(d, "batch_id"));
+	ASSERT_EQ(50, jint(d, "count"));
+	ASSERT_EQ(50, jint(d, "decoded_records"));
+	ASSERT_EQ(NULL, json_object_get(d, "decode_error"));
+	ASSERT_STREQ("maximum payload exceeded", jstr(d, "reason"));
+	ASSERT_EQ(17u, json_object_size(d));
+	json_decref(r);
+
+	/* A stored copy that does not decode says why. */
+	r = request(c, "{\"cmd\":\"dlq_show\",\"id\":7}\n");
+	ASSERT_TRUE(jok(r));
+	d = json_object_get(r, "dead_letter");
+	ASSERT_TRUE(json_is_null(json_object_get(d, "decoded_records")));
+	ASSERT_STREQ("Bad message", jstr(d, "decode_error"));
+	json_decref(r);
+	conn_close(c);
+}
+
+TEST_F(ctl, dlq_replay_and_purge_act_on_exactly_the_id_named)
+{
+	struct conn *c = conn_open(self->path);
+	struct fake f;
+	json_t *r;
+
+	ASSERT_NE(NULL, c);
+	r = request(c, "{\"cmd\":\"dlq_replay\",\"id\":7}\n");
+	ASSERT_TRUE(jok(r));
+	ASSERT_STREQ("dlq_replay", jstr(r, "cmd"));
+	ASSERT_EQ(7, jint(r, "id"));
+	ASSERT_EQ(3u, json_object_size(r));
+	json_decref(r);
+	r = request(c, "{\"cmd\":\"dlq_purge\",\"id\":3}\n");
+	ASSERT_TRUE(jok(r));
+	ASSERT_STREQ("dlq_purge", jstr(r, "cmd"));
+	ASSERT_EQ(3, jint(r, "id"));
+	json_decref(r);
+	in_loop(&self->s, do_fake_get, &f);
+	ASSERT_EQ(7u, f.replayed);
+	ASSERT_EQ(3u, f.purged);
+	ASSERT_EQ(2u, f.dlq_calls);
+	conn_close(c);
+}
+
+TEST_F(ctl, dlq_rejections_get_exact_errors_and_touch_nothing)
+{
+	static const char *const cases[][2] = {
+		{ "{\"cmd\":\"dlq_show\"}", "missing 'id'" },
+		{ "{\"cmd\":\"dlq_replay\"}", "missing 'id'" },
+		{ "{\"cmd\":\"dlq_purge\"}", "missing 'id'" },
+		{ "{\"cmd\":\"dlq_purge\",\"id\":0}", "'id' must be a positive integer" },
+		{ "{\"cmd\":\"dlq_purge\",\"id\":-1}", "'id' must be a positive integer" },
+		{ "{\"cmd\":\"dlq_purge\",\"id\":\"3\"}", "'id' must be a positive integer" },
+		{ "{\"cmd\":\"dlq_purge\",\"id\":3.0}", "'id' must be a positive integer" },
+		{ "{\"cmd\":\"dlq_replay\",\"id\":true}", "'id' must be a positive integer" },
+		{ "{\"cmd\":\"dlq_replay\",\"id\":null}", "'id' must be a positive integer" },
+		{ "{\"cmd\":\"dlq_replay\",\"id\":[3]}", "'id' must be a positive integer" },
+		{ "{\"cmd\":\"dlq_show\",\"id\":3,\"yes\":true}", "unknown field 'yes' for cmd 'dlq_show'" },
+		{ "{\"cmd\":\"dlq_list\",\"id\":3}", "unknown field 'id' for cmd 'dlq_list'" },
+		{ "{\"cmd\":\"dlq_purge\",\"id\":3,\"all\":true}", "unknown field 'all' for cmd 'dlq_purge'" },
+		{ "{\"cmd\":\"dlq_show\",\"id\":42}", "no dead letter 42" },
+		{ "{\"cmd\":\"dlq_replay\",\"id\":42}", "no dead letter 42" },
+		{ "{\"cmd\":\"dlq_purge\",\"id\":42}", "no dead letter 42" },
+		{ "{\"cmd\":\"dlq_purge\",\"id\":9223372036854775807}", "no dead letter 9223372036854775807" },
+		{ "{\"cmd\":\"dlq\"}", "unknown cmd 'dlq' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay or dlq_purge)" },
+	};
+	struct conn *c = conn_open(self->path);
+	char req[256];
+	struct fake f;
+	json_t *r;
+
+	ASSERT_NE(NULL, c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(req, sizeof(req), "%s\n", cases[i][0]);
+		r = request(c, req);
+		ASSERT_NE(NULL, r) TH_LOG("no response to '%s'", cases[i][0]);
+		ASSERT_FALSE(jok(r));
+		ASSERT_STREQ(cases[i][1], jstr(r, "error"));
+		ASSERT_EQ(2u, json_object_size(r));
+		json_decref(r);
+	}
+	in_loop(&self->s, do_fake_get, &f);
+	ASSERT_EQ(0u, f.replayed);
+	ASSERT_EQ(0u, f.purged);
+	r = request(c, "{\"cmd\":\"ping\"}\n");
+	ASSERT_TRUE(jok(r));
+	json_decref(r);
+	conn_close(c);
+}
+
+TEST_F(ctl, dlq_op_failures_become_exact_error_responses)
+{
+	static const struct {
+		int err;
+		const char *replay, *purge;
+	} cases[] = {
+		{ -EALREADY, "dead letter 3 is already being replayed",
+		  "dead letter 3 is already being replayed" },
+		{ -EBUSY, "dead letter 3 is being published right now: try again once it settled",
+		  "dead letter 3 is being published right now: try again once it settled" },
+		{ -ESRCH, "dead letter 3: its region is no longer configured",
+		  "dead letter 3: its region is no longer configured" },
+		{ -EIO, "dlq_replay: Input/output error",
+		  "dlq_purge: Input/output error" },
+	};
+	struct conn *c = conn_open(self->path);
+	json_t *r;
+
+	ASSERT_NE(NULL, c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int err = cases[i].err;
+
+		in_loop(&self->s, do_dlq_err, &err);
+		r = request(c, "{\"cmd\":\"dlq_replay\",\"id\":3}\n");
+		ASSERT_FALSE(jok(r));
+		ASSERT_STREQ(cases[i].replay, jstr(r, "error"));
+		json_decref(r);
+		r = request(c, "{\"cmd\":\"dlq_purge\",\"id\":3}\n");
+		ASSERT_FALSE(jok(r));
+		ASSERT_STREQ(cases[i].purge, jstr(r, "error"));
+		json_decref(r);
+	}
+	conn_close(c);
+}
+
 /* --- garbage ---------------------------------------------------------- */
 
 TEST_F(ctl, garbage_gets_an_exact_error_and_the_connection_keeps_serving)
@@ -608,7 +1001,7 @@ TEST_F(ctl, garbage_gets_an_exact_error_and_the_connection_keeps_serving)
 		{ "{}", "missing 'cmd'" },
 		{ "{\"cmd\":5}", "'cmd' must be a string" },
 		{ "{\"cmd\":null}", "'cmd' must be a string" },
-		{ "{\"cmd\":\"reboot\"}", "unknown cmd 'reboot' (expected status, spool, ledger or ping)" },
+		{ "{\"cmd\":\"reboot\"}", "unknown cmd 'reboot' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay or dlq_purge)" },
 		{ "{\"cmd\":\"status\",\"x\":1}", "unknown field 'x' for cmd 'status'" },
 		{ "{\"cmd\":\"ping\",\"limit\":1}", "unknown field 'limit' for cmd 'ping'" },
 		{ "{\"cmd\":\"ledger\",\"limit\":\"3\"}", "'limit' must be an integer in 1..1000" },
@@ -1267,6 +1660,137 @@ TEST_F(ctl, evringctl_usage_errors_are_exit_2)
 	ASSERT_EQ(2, run_ctl("--timeout x ping", out, sizeof(out)));
 	ASSERT_EQ(2, run_ctl("--bogus ping", out, sizeof(out)));
 	ASSERT_EQ(0, run_ctl("--help", out, sizeof(out)));
+}
+
+TEST_F(ctl, evringctl_status_shows_regions_and_says_not_durable)
+{
+	char args[256], out[65536];
+
+	NEED_EVRINGCTL();
+	snprintf(args, sizeof(args), "--socket %s status", self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	TH_LOG("\n%s", out);
+	for (const char *const *w = (const char *const[]){
+		"REGION", "CONNECTED", "DURABLE", "BREAKER", "WINDOW",
+		"INFLIGHT", "LAG_EVENTS", "LAG", "SHIPPED_EVENTS", "RETRIES",
+		"DEAD", "LAST_ERROR",
+		"us-east      yes       R3               closed",
+		"eu-west      no        NOT DURABLE (R1) open",
+		"1.5s", "1m01s", "publish deadline exceeded",
+		"region eu-west is PARKED",
+		"NOT DURABLE: a stream with fewer than 3 replicas", NULL };
+	     *w; w++) {
+		ASSERT_NE(NULL, strstr(out, *w)) TH_LOG("no '%s'", *w);
+	}
+}
+
+TEST_F(ctl, evringctl_dlq_list_show_replay_and_purge)
+{
+	char args[256], out[65536];
+	json_error_t jerr;
+	struct fake f;
+	json_t *r;
+
+	NEED_EVRINGCTL();
+	snprintf(args, sizeof(args), "--socket %s dlq list", self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	TH_LOG("\n%s", out);
+	for (const char *const *w = (const char *const[]){
+		"ID", "REGION", "FIRST_SEQ", "ATTEMPTS", "REASON", "eu-west",
+		"maximum payload exceeded", "2023-11-14T22:14:20.000Z",
+		"3.2K", NULL }; *w; w++) {
+		ASSERT_NE(NULL, strstr(out, *w)) TH_LOG("no '%s'", *w);
+	}
+
+	snprintf(args, sizeof(args), "--socket %s dlq list --json", self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	r = json_loads(out, 0, &jerr);
+	ASSERT_NE(NULL, r) TH_LOG("%s", jerr.text);
+	ASSERT_STREQ("dlq_list", jstr(r, "cmd"));
+	ASSERT_EQ(2u, json_array_size(json_object_get(r, "dead_letters")));
+	json_decref(r);
+
+	snprintf(args, sizeof(args), "--socket %s dlq show 3", self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	TH_LOG("\n%s", out);
+	for (const char *const *w = (const char *const[]){
+		"dead letter    3\n", "region         eu-west\n",
+		"batch          43 (device partition 1, epoch deadbeefcafef00d)\n",
+		"sequences      300..349 (50 records)\n",
+		"decoded        50 records\n",
+		"dead-lettered  2023-11-14T22:14:20.000Z, after 5 attempts\n",
+		"reason         maximum payload exceeded\n", NULL }; *w; w++) {
+		ASSERT_NE(NULL, strstr(out, *w)) TH_LOG("no '%s'", *w);
+	}
+	snprintf(args, sizeof(args), "--socket %s dlq show 7", self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, strstr(out, "decoded        no: Bad message\n"));
+
+	snprintf(args, sizeof(args), "--socket %s dlq replay 7", self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	ASSERT_STREQ("dead letter 7: replay started; it leaves the dead-letter table once its region acknowledged it\n",
+		     out);
+
+	/* No --yes: refused before anything is sent. */
+	snprintf(args, sizeof(args), "--socket %s dlq purge 3", self->path);
+	ASSERT_EQ(2, run_ctl(args, out, sizeof(out)));
+	ASSERT_STREQ("evringctl: refusing to purge dead letter 3 without --yes\n",
+		     out);
+	in_loop(&self->s, do_fake_get, &f);
+	ASSERT_EQ(0u, f.purged);
+	ASSERT_EQ(1u, f.dlq_calls);	/* the replay */
+
+	snprintf(args, sizeof(args), "--socket %s dlq purge 3 --yes", self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	ASSERT_STREQ("dead letter 3 purged\n", out);
+	in_loop(&self->s, do_fake_get, &f);
+	ASSERT_EQ(3u, f.purged);
+	ASSERT_EQ(7u, f.replayed);
+}
+
+TEST_F(ctl, evringctl_dlq_unknown_id_is_exit_1_saying_so)
+{
+	static const char *const sub[] = { "show 42", "replay 42",
+					   "purge 42 --yes" };
+	char args[256], out[4096];
+
+	NEED_EVRINGCTL();
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(args, sizeof(args), "--socket %s dlq %s", self->path,
+			 sub[i]);
+		ASSERT_EQ(1, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+		ASSERT_STREQ("evringctl: evringd: no dead letter 42\n", out);
+	}
+}
+
+TEST_F(ctl, evringctl_dlq_usage_errors_are_exit_2)
+{
+	static const char *const cases[][2] = {
+		{ "dlq", "missing dlq subcommand (list, show, replay or purge)" },
+		{ "dlq frob", "unknown dlq subcommand 'frob'" },
+		{ "dlq show", "'dlq show' needs a dead-letter ID" },
+		{ "dlq replay x", "bad dead-letter ID 'x' (a positive integer)" },
+		{ "dlq purge 0 --yes", "bad dead-letter ID '0' (a positive integer)" },
+		{ "dlq show 3 4", "too many arguments, starting at '4'" },
+		{ "dlq list 3", "too many arguments, starting at '3'" },
+		{ "--yes dlq show 3", "--yes applies to 'dlq purge' only" },
+		{ "--yes status", "--yes applies to 'dlq purge' only" },
+		{ "--limit 3 dlq list", "--limit applies to 'ledger' only" },
+	};
+	char args[256], out[4096], want[256];
+	struct fake f;
+
+	NEED_EVRINGCTL();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(args, sizeof(args), "--socket %s %s", self->path,
+			 cases[i][0]);
+		ASSERT_EQ(2, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+		snprintf(want, sizeof(want),
+			 "evringctl: %s\ntry 'evringctl --help'\n", cases[i][1]);
+		ASSERT_STREQ(want, out);
+	}
+	in_loop(&self->s, do_fake_get, &f);
+	ASSERT_EQ(0u, f.dlq_calls);
 }
 
 TEST_HARNESS_MAIN

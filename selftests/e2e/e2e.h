@@ -406,8 +406,8 @@ static inline void e2e_env_fini(struct e2e_env *e)
  */
 static inline int e2e_daemon_start(struct e2e_env *e, const char *const *sets)
 {
-	static char base[4][160];
-	const char *argv[8 + 2 * (4 + E2E_SETS_MAX)];
+	static char base[5][160];
+	const char *argv[8 + 2 * (5 + E2E_SETS_MAX)];
 	unsigned int n = 0;
 	pid_t pid;
 
@@ -415,10 +415,12 @@ static inline int e2e_daemon_start(struct e2e_env *e, const char *const *sets)
 	snprintf(base[1], sizeof(base[1]), "control.socket=%s", e->ctl);
 	snprintf(base[2], sizeof(base[2]), "sources.socket=%s", e->ingest);
 	snprintf(base[3], sizeof(base[3]), "host.id=e2e");
+	/* No /metrics: two daemons at once would both want its port. */
+	snprintf(base[4], sizeof(base[4]), "ship.metrics_listen=");
 	argv[n++] = E2E_EVRINGD;
 	argv[n++] = "-c";
 	argv[n++] = e->conf;
-	for (unsigned int i = 0; i < 4; i++) {
+	for (unsigned int i = 0; i < 5; i++) {
 		argv[n++] = "--set";
 		argv[n++] = base[i];
 	}
