@@ -43,7 +43,7 @@ DAEMON_BINS := $(patsubst daemon/%.c,$(B)/bin/%,$(wildcard $(DAEMON_MAINS)))
 LDLIBS_DAEMON := -lsqlite3 -lzstd -lxxhash -ljansson -linih -lsystemd \
 		 -lbpf -lelf -lz -lnats -lmicrohttpd $(LDLIBS_LIB)
 DTEST_SRCS := $(wildcard selftests/daemon/*_test.c selftests/e2e/*_test.c \
-		selftests/ship/*_test.c)
+		selftests/ship/*_test.c selftests/drill/*_test.c)
 DTESTS := $(patsubst %.c,$(B)/%,$(DTEST_SRCS))
 
 # The BPF capture programs, the libbpf-bootstrap way: vmlinux.h from this
@@ -57,7 +57,7 @@ BTEST_SRCS := $(wildcard selftests/bpf/*_test.c)
 BTESTS := $(patsubst %.c,$(B)/%,$(BTEST_SRCS))
 
 .PHONY: all deps module userspace selftests check demo bench-kmod bench-spool \
-	bench-bpf clean checkpatch
+	bench-bpf bench-ship clean checkpatch
 all: module userspace selftests
 
 deps:
@@ -109,6 +109,13 @@ $(B)/bench/%: bench/%.c bench/bench_util.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS_LIB)
 
+# bench-ship: the direct publisher links libnats; ship_bench also decodes
+# batches (libevringd.a's batch.o) and consumes streams.
+$(B)/bench/ship_direct $(B)/bench/ship_bench: bench/ship_event.h
+$(B)/bench/ship_direct: LDLIBS_LIB := -lnats $(LDLIBS_LIB)
+$(B)/bench/ship_bench: $(DAEMON_LIB)
+$(B)/bench/ship_bench: LDLIBS_LIB := $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
+
 $(HARNESS):
 	tools/deps
 
@@ -123,6 +130,10 @@ $(B)/selftests/e2e/%: selftests/e2e/%.c $(wildcard selftests/e2e/*.h) $(DAEMON_L
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Idaemon -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
 
 $(B)/selftests/ship/%: selftests/ship/%.c $(wildcard selftests/ship/*.h) $(DAEMON_LIB) $(LIB) $(HARNESS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Idaemon -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
+
+$(B)/selftests/drill/%: selftests/drill/%.c $(wildcard selftests/drill/*.h) $(DAEMON_LIB) $(LIB) $(HARNESS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Idaemon -o $@ $< $(DAEMON_LIB) $(LIB) $(LDLIBS_DAEMON)
 
@@ -147,6 +158,8 @@ check:
 	tools/check-report --reset
 	-tools/check-report build -- tools/check-build
 	-tools/check-report daemon -- selftests/daemon/run
+	-tools/check-report drill -- selftests/drill/run
+	-tools/check-report ship -- selftests/ship/run
 	-tools/check-report kmod -- tools/vm-run -t 900 selftests/kmod/run
 	-tools/check-report bpf -- selftests/bpf/run
 	-tools/check-report bpf-vm -- tools/vm-run -t 1200 selftests/bpf/run
@@ -173,6 +186,13 @@ bench-bpf:
 	tools/deps
 	$(MAKE) userspace
 	bench/run-bpf
+
+# On the host, not in the VM: nats-server and evringd on loopback, see
+# bench/run-ship.
+bench-ship:
+	tools/deps
+	$(MAKE) userspace
+	bench/run-ship
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
