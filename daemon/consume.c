@@ -8,7 +8,7 @@
  * region; with several it is the union check of failover mode.  Every
  * message is either a batch (decoded with batch_decode(), which checks
  * the checksum and every record) or a dead-letter marker (header
- * Evring-Dead-Letter, a JSON body naming the range).  What cannot be
+ * Evring-Dead-Letter, the range in the Evring-* headers).  What cannot be
  * decoded is "corrupt": reported with its stream sequence and the verdict
  * is FAIL, but the walk goes on so one bad message does not hide others.
  */
@@ -46,12 +46,25 @@ static const char *source_name(unsigned int s)
 	return s <= BATCH_SRC_MAX ? source_names[s] : "?";
 }
 
+/* "kmod", "socket" or "bpf" (as headers carry it). */
+static int parse_source_name(const char *s, unsigned int *out)
+{
+	for (unsigned int i = 0; i <= BATCH_SRC_MAX; i++) {
+		if (!strcmp(s, source_names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 /* "kmod", "socket", "bpf" or the number. */
 static int parse_source(const char *s, unsigned int *out)
 {
+	if (!parse_source_name(s, out))
+		return 0;
 	for (unsigned int i = 0; i <= BATCH_SRC_MAX; i++) {
-		if (!strcmp(s, source_names[i]) ||
-		    (s[0] == '0' + (int)i && !s[1])) {
+		if (s[0] == '0' + (int)i && !s[1]) {
 			*out = i;
 			return 0;
 		}
@@ -234,64 +247,123 @@ static void corrupt(struct consume *c, const struct js_stored *m,
 		c->region, m->stream_seq, what);
 }
 
+/* What a dead-letter marker's headers say. */
+struct marker {
+	const char *host;
+	unsigned int source;
+	uint64_t partition, epoch, first, count;
+};
+
 /*
- * A dead-letter marker: header Evring-Dead-Letter (the reason) and a JSON
- * body {"host","source","partition","epoch","first_seq","count"}.
+ * The value of header @name, an unsigned decimal in [min, max]; -EINVAL
+ * with @what saying which header is missing or bad.
+ */
+static int marker_u64(const char *name, const char *val, uint64_t min,
+		      uint64_t max, uint64_t *out, char *what, size_t len)
+{
+	if (!val) {
+		snprintf(what, len, "missing %s header", name);
+		return -EINVAL;
+	}
+	if (parse_u64(val, 10, min, max, out)) {
+		snprintf(what, len, "bad %s '%.64s'", name, val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The range a marker names, from its Evring-* headers as daemon/ship.c
+ * sends them (docs/FORMAT.md, "Dead-letter markers"); -EINVAL with @what
+ * naming the first missing or bad header.
+ */
+static int marker_parse(const struct js_stored *m, struct marker *k,
+			char *what, size_t len)
+{
+	size_t n;
+	int ret;
+
+	if (!m->host) {
+		snprintf(what, len, "missing %s header", JS_HDR_HOST);
+		return -EINVAL;
+	}
+	n = strnlen(m->host, BATCH_HOST_ID_MAX + 1);
+	if (!n || n > BATCH_HOST_ID_MAX) {
+		snprintf(what, len, "bad %s '%.64s'", JS_HDR_HOST, m->host);
+		return -EINVAL;
+	}
+	if (!m->source) {
+		snprintf(what, len, "missing %s header", JS_HDR_SOURCE);
+		return -EINVAL;
+	}
+	if (parse_source_name(m->source, &k->source)) {
+		snprintf(what, len, "bad %s '%.64s'", JS_HDR_SOURCE,
+			 m->source);
+		return -EINVAL;
+	}
+	ret = marker_u64(JS_HDR_PARTITION, m->partition, 0, UINT32_MAX,
+			 &k->partition, what, len);
+	if (!ret)
+		ret = marker_u64(JS_HDR_EPOCH, m->epoch, 0, UINT64_MAX,
+				 &k->epoch, what, len);
+	if (!ret)
+		ret = marker_u64(JS_HDR_FIRST_SEQ, m->first_seq, 1, UINT64_MAX,
+				 &k->first, what, len);
+	if (!ret)
+		ret = marker_u64(JS_HDR_COUNT, m->count, 1, UINT32_MAX,
+				 &k->count, what, len);
+	if (ret)
+		return ret;
+	if (k->first + (k->count - 1) < k->first) {
+		snprintf(what, len, "%s %" PRIu64 " and %s %" PRIu64
+			 " wrap around", JS_HDR_FIRST_SEQ, k->first,
+			 JS_HDR_COUNT, k->count);
+		return -EINVAL;
+	}
+	k->host = m->host;
+	return 0;
+}
+
+/*
+ * A dead-letter marker: header Evring-Dead-Letter (the reason) and the
+ * range in the headers every message carries (Evring-Host, -Source,
+ * -Partition, -Epoch in decimal, -First-Seq, -Count); the body, empty, is
+ * not read.  A missing or bad header makes the marker corrupt.
  */
 static int on_marker(struct consume *c, const struct js_stored *m)
 {
-	const char *host, *source, *epoch_s, *reason = m->dead_letter;
-	json_int_t partition, first, count;
-	unsigned int src;
-	uint64_t epoch;
-	json_error_t jerr;
-	char what[JSON_ERROR_TEXT_LENGTH + 64];
-	json_t *b;
+	const char *reason = m->dead_letter;
+	struct marker k;
+	char why[128], what[160];
 	int ret;
 
-	b = json_loadb(m->data, m->len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!b) {
-		snprintf(what, sizeof(what), "dead-letter marker: %s",
-			 jerr.text);
+	if (marker_parse(m, &k, why, sizeof(why))) {
+		snprintf(what, sizeof(what), "dead-letter marker: %s", why);
 		corrupt(c, m, what);
-		return 0;
-	}
-	if (json_unpack_ex(b, &jerr, 0,
-			   "{s:s, s:s, s:I, s:s, s:I, s:I}",
-			   "host", &host, "source", &source,
-			   "partition", &partition, "epoch", &epoch_s,
-			   "first_seq", &first, "count", &count) ||
-	    parse_source(source, &src) || partition < 0 ||
-	    partition > UINT32_MAX || first < 1 || count < 1 ||
-	    parse_u64(epoch_s, 16, 0, UINT64_MAX, &epoch)) {
-		snprintf(what, sizeof(what), "dead-letter marker: %s",
-			 jerr.text[0] ? jerr.text : "bad field value");
-		corrupt(c, m, what);
-		json_decref(b);
 		return 0;
 	}
 	if (!reason[0])
 		reason = "unspecified";
-	ret = verify_add_dead_marker(c->v, c->region, m->stream_seq, host,
-				     src, partition, epoch, first, count,
-				     reason);
+	ret = verify_add_dead_marker(c->v, c->region, m->stream_seq, k.host,
+				     k.source, k.partition, k.epoch, k.first,
+				     k.count, reason);
 	if (ret == -EINVAL) {
 		corrupt(c, m, "dead-letter marker: bad host or range");
 		ret = 0;
 	} else if (!ret && c->json) {
 		char ep[17];
 
-		epoch_hex(epoch, ep);
+		epoch_hex(k.epoch, ep);
 		ret = print_line(json_pack(
 			"{s:s, s:I, s:s, s:s, s:s, s:I, s:s, s:I, s:I}",
 			"region", c->region,
 			"stream_seq", (json_int_t)m->stream_seq,
-			"dead_letter", reason, "host", host,
-			"source", source_name(src),
-			"partition", partition, "epoch", ep,
-			"first_seq", first, "count", count));
+			"dead_letter", reason, "host", k.host,
+			"source", source_name(k.source),
+			"partition", (json_int_t)k.partition, "epoch", ep,
+			"first_seq", (json_int_t)k.first,
+			"count", (json_int_t)k.count));
 	}
-	json_decref(b);
 	return ret;
 }
 

@@ -1147,8 +1147,14 @@ size_t js_link_inflight(const struct js_link *l)
 	return n;
 }
 
+/*
+ * A value must hold something besides blanks: libnats 3.4.1 reads an
+ * empty (or blank) value back as the next header's line, so that header
+ * would be lost on the reading side.
+ */
 static bool valid_header(const char *name, const char *value)
 {
+	bool blank = true;
 	size_t i;
 
 	if (empty(name) || !value)
@@ -1157,10 +1163,13 @@ static bool valid_header(const char *name, const char *value)
 		if ((unsigned char)name[i] <= ' ' || name[i] == ':' ||
 		    (unsigned char)name[i] >= 0x7f)
 			return false;
-	for (i = 0; value[i]; i++)
+	for (i = 0; value[i]; i++) {
 		if (value[i] == '\r' || value[i] == '\n')
 			return false;
-	return true;
+		if (value[i] != ' ' && value[i] != '\t')
+			blank = false;
+	}
+	return !blank;
 }
 
 /* The natsMsg of a PUBLISH request, headers included. */
@@ -1342,6 +1351,19 @@ static int read_fail(char *err, size_t errlen, natsStatus s, jsErrCode code,
 	return read_errno(s);
 }
 
+/*
+ * @name's (first) value on @msg, valid while @msg lives: NULL when the
+ * header is absent, "" when its value is empty.
+ */
+static const char *msg_header(natsMsg *msg, const char *name)
+{
+	const char *v = NULL;
+
+	if (natsMsgHeader_Get(msg, name, &v) != NATS_OK)
+		return NULL;
+	return v ? v : "";
+}
+
 int js_read_stream(const struct js_link_opts *o, uint64_t from_seq,
 		   int (*cb)(const struct js_stored *m, void *arg), void *arg,
 		   char *err, size_t errlen)
@@ -1388,7 +1410,7 @@ int js_read_stream(const struct js_link_opts *o, uint64_t from_seq,
 
 	for (; seq <= last; seq++) {
 		struct js_stored m = { .stream_seq = seq, .msg_id = "" };
-		const char *v = NULL;
+		const char *v;
 		natsMsg *msg = NULL;
 
 		code = 0;
@@ -1402,11 +1424,16 @@ int js_read_stream(const struct js_link_opts *o, uint64_t from_seq,
 			goto out;
 		}
 		m.subject = natsMsg_GetSubject(msg);
-		if (natsMsgHeader_Get(msg, HDR_MSG_ID, &v) == NATS_OK && v)
+		v = msg_header(msg, HDR_MSG_ID);
+		if (v)
 			m.msg_id = v;
-		v = NULL;
-		if (natsMsgHeader_Get(msg, JS_HDR_DEAD_LETTER, &v) == NATS_OK)
-			m.dead_letter = v ? v : "";
+		m.dead_letter = msg_header(msg, JS_HDR_DEAD_LETTER);
+		m.host = msg_header(msg, JS_HDR_HOST);
+		m.source = msg_header(msg, JS_HDR_SOURCE);
+		m.partition = msg_header(msg, JS_HDR_PARTITION);
+		m.epoch = msg_header(msg, JS_HDR_EPOCH);
+		m.first_seq = msg_header(msg, JS_HDR_FIRST_SEQ);
+		m.count = msg_header(msg, JS_HDR_COUNT);
 		m.data = natsMsg_GetData(msg);
 		m.len = natsMsg_GetDataLength(msg);
 		m.stored_ns = natsMsg_GetTime(msg);

@@ -52,9 +52,9 @@
 #define JS_HDR_HOST		"Evring-Host"
 #define JS_HDR_SOURCE		"Evring-Source"		/* kmod|socket|bpf */
 #define JS_HDR_PARTITION	"Evring-Partition"	/* decimal */
-#define JS_HDR_EPOCH		"Evring-Epoch"
-#define JS_HDR_FIRST_SEQ	"Evring-First-Seq"
-#define JS_HDR_COUNT		"Evring-Count"
+#define JS_HDR_EPOCH		"Evring-Epoch"		/* unsigned decimal */
+#define JS_HDR_FIRST_SEQ	"Evring-First-Seq"	/* decimal */
+#define JS_HDR_COUNT		"Evring-Count"		/* decimal */
 #define JS_HDR_FORMAT		"Evring-Format"		/* "EVB1" */
 #define JS_HDR_DEAD_LETTER	"Evring-Dead-Letter"	/* on a marker: reason */
 
@@ -124,7 +124,11 @@ struct js_req {
 	 * subject must hold no message yet".
 	 */
 	uint64_t expect_last_subject_seq;
-	unsigned int nhdr;		/* extra headers, name: value */
+	/*
+	 * Extra headers, name: value; a value is one line and not blank
+	 * (-EINVAL otherwise: libnats would read a blank value back wrong).
+	 */
+	unsigned int nhdr;
 	const char *hdr_name[8];
 	const char *hdr_value[8];
 	/* DELETE */
@@ -161,7 +165,10 @@ int js_link_open(const struct js_link_opts *o, struct js_link **out,
 /* Abandons in-flight requests (no results); accepts NULL. */
 void js_link_close(struct js_link *l);
 int js_link_fd(const struct js_link *l);
-/* 0, or -EAGAIN when opts.max_pending requests are in flight. */
+/*
+ * 0; -EINVAL: a malformed request (subject, message id, header); -EAGAIN
+ * when opts.max_pending requests are in flight.
+ */
 int js_link_submit(struct js_link *l, const struct js_req *r);
 /* 0 and *out, or -EAGAIN when nothing is pending. */
 int js_link_poll(struct js_link *l, struct js_result *out);
@@ -184,7 +191,18 @@ struct js_stored {
 	uint64_t stream_seq;
 	const char *subject;
 	const char *msg_id;		/* "" when none */
-	const char *dead_letter;	/* JS_HDR_DEAD_LETTER value or NULL */
+	/*
+	 * The Evring-* headers, as sent (unparsed: the reader checks them);
+	 * NULL when the message does not carry the header, "" when its
+	 * value is empty.
+	 */
+	const char *dead_letter;	/* JS_HDR_DEAD_LETTER */
+	const char *host;		/* JS_HDR_HOST */
+	const char *source;		/* JS_HDR_SOURCE */
+	const char *partition;		/* JS_HDR_PARTITION */
+	const char *epoch;		/* JS_HDR_EPOCH */
+	const char *first_seq;		/* JS_HDR_FIRST_SEQ */
+	const char *count;		/* JS_HDR_COUNT */
 	const void *data;
 	size_t len;
 	uint64_t stored_ns;		/* server timestamp */
