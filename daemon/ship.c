@@ -502,12 +502,19 @@ static void msg_build(const struct ship *sh, const struct ship_region *r,
 	q->nhdr = 7;
 	if (reason) {
 		/* A header value is one line of printable ASCII. */
+		bool blank = true;
 		size_t i;
 
 		snprintf(m->reason, sizeof(m->reason), "%s", reason);
-		for (i = 0; m->reason[i]; i++)
+		for (i = 0; m->reason[i]; i++) {
 			if (m->reason[i] < 0x20 || m->reason[i] > 0x7e)
 				m->reason[i] = ' ';
+			if (m->reason[i] != ' ')
+				blank = false;
+		}
+		/* jetstream.c refuses a blank header value. */
+		if (blank)
+			snprintf(m->reason, sizeof(m->reason), "unspecified");
 		q->hdr_name[7] = JS_HDR_DEAD_LETTER;
 		q->hdr_value[7] = m->reason;
 		q->nhdr = 8;
