@@ -13,20 +13,20 @@
 #include <string.h>
 #include <time.h>
 
-static int cmp_double(const void *a, const void *b)
+static inline int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return (x > y) - (x < y);
 }
 
-static double median(double *v, unsigned int n)
+static inline double median(double *v, unsigned int n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static uint64_t now_ns(void)
+static inline uint64_t now_ns(void)
 {
 	struct timespec ts;
 
@@ -34,7 +34,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned int *out)
+static inline int parse_uint(const char *s, unsigned long max, unsigned int *out)
 {
 	unsigned long v;
 	char *end;
@@ -47,7 +47,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned int *out)
 	return 0;
 }
 
-static int parse_list(const char *arg, unsigned long lo, unsigned long hi,
+static inline int parse_list(const char *arg, unsigned long lo, unsigned long hi,
 		      unsigned int *v, unsigned int max)
 {
 	char *s = strdup(arg), *save = NULL, *tok;
@@ -67,7 +67,7 @@ static int parse_list(const char *arg, unsigned long lo, unsigned long hi,
 	return ret ? ret : (n ? (int)n : -EINVAL);
 }
 
-static const char *rate_label(double v, char *buf, size_t len)
+static inline const char *rate_label(double v, char *buf, size_t len)
 {
 	const char *unit = "";
 

@@ -312,8 +312,9 @@ int config_check_subject_prefix(const char *v, char *why, size_t len);
  * Comma-separated "nats://host:port" or "tls://host:port" (host a name, an
  * IPv4 literal or an [IPv6] literal; port 1..65535), spaces around the
  * commas allowed; *out (@outlen bytes, zero-padded) gets the list with
- * single commas and no spaces, "nats://a:4222,tls://b:4222", as libnats'
- * natsOptions_SetURL() takes it.
+ * single commas and no spaces, "nats://a:4222,tls://b:4222" (jetstream.c
+ * splits it for natsOptions_SetServers(): libnats 3.4.1's SetURL() does
+ * not connect with a list).
  */
 int config_parse_urls(const char *v, char *out, size_t outlen, char *why,
 		      size_t len);
