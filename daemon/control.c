@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "control.h"
+#include "failpoint.h"
 
 #define ACCEPT_BURST		16	/* accepts per listener wake-up */
 #define ACCEPT_PAUSE_MS		100	/* after EMFILE/ENFILE */
@@ -670,10 +671,69 @@ static json_t *cmd_ping(struct control *ctl, json_t *req)
 	return res;
 }
 
+/* A string field of the request.  NULL, or the error response. */
+static json_t *req_str(json_t *req, const char *key, const char **out)
+{
+	json_t *v = json_object_get(req, key);
+
+	if (!v)
+		return error_response("missing '%s'", key);
+	if (!json_is_string(v))
+		return error_response("'%s' must be a string", key);
+	*out = json_string_value(v);
+	return NULL;
+}
+
+/* Arm one failpoint (failpoint.h): its hits under the previous action. */
+static json_t *cmd_failpoint(struct control *ctl, json_t *req)
+{
+	char why[FAILPOINT_WHY_MAX], text[FAILPOINT_ACTION_MAX];
+	const char *name, *action;
+	struct failpoint_action a;
+	enum failpoint_id id;
+	uint64_t hits;
+	json_t *res;
+
+	res = req_str(req, "name", &name);
+	if (!res)
+		res = req_str(req, "action", &action);
+	if (res)
+		return res;
+	if (failpoint_set(name, action, &hits, why, sizeof(why)))
+		return error_response("%s", why);
+	failpoint_lookup(name, &id);
+	failpoint_get(id, &a, &(uint64_t){ 0 });
+	failpoint_format(&a, text, sizeof(text));
+	res = ok_response("failpoint");
+	json_object_set_new(res, "name", json_string(name));
+	json_object_set_new(res, "action", json_string(text));
+	json_object_set_new(res, "hits", ju64(hits));
+	return res;
+}
+
+static json_t *cmd_failpoint_list(struct control *ctl, json_t *req)
+{
+	json_t *res = ok_response("failpoint_list"), *rows = json_array();
+
+	for (unsigned int i = 0; i < FP_NR; i++) {
+		char text[FAILPOINT_ACTION_MAX];
+		struct failpoint_action a;
+		uint64_t hits;
+
+		failpoint_get(i, &a, &hits);
+		failpoint_format(&a, text, sizeof(text));
+		json_array_append_new(rows, json_pack("{s:s,s:s,s:o}",
+				      "name", failpoint_name(i),
+				      "action", text, "hits", ju64(hits)));
+	}
+	json_object_set_new(res, "failpoints", rows);
+	return res;
+}
+
 static const struct command {
 	const char *name;
 	json_t *(*fn)(struct control *ctl, json_t *req);
-	const char *fields[2];		/* accepted besides "cmd" */
+	const char *fields[3];		/* accepted besides "cmd" */
 } commands[] = {
 	{ "status", cmd_status, { NULL } },
 	{ "spool", cmd_spool, { NULL } },
@@ -683,6 +743,8 @@ static const struct command {
 	{ "dlq_show", cmd_dlq_show, { "id", NULL } },
 	{ "dlq_replay", cmd_dlq_replay, { "id", NULL } },
 	{ "dlq_purge", cmd_dlq_purge, { "id", NULL } },
+	{ "failpoint", cmd_failpoint, { "name", "action", NULL } },
+	{ "failpoint_list", cmd_failpoint_list, { NULL } },
 };
 
 static bool field_ok(const struct command *c, const char *key)
@@ -725,7 +787,7 @@ static json_t *answer(struct control *ctl, const char *line, size_t len)
 		if (!strcmp(name, commands[i].name))
 			c = &commands[i];
 	if (!c) {
-		res = error_response("unknown cmd '%.64s' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay or dlq_purge)",
+		res = error_response("unknown cmd '%.64s' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay, dlq_purge, failpoint or failpoint_list)",
 				     name);
 		json_decref(req);
 		return res;

@@ -8,8 +8,13 @@
  *	          {"cmd":"ledger","limit":100} {"cmd":"ping"}
  *	          {"cmd":"dlq_list"}           {"cmd":"dlq_show","id":3}
  *	          {"cmd":"dlq_replay","id":3}  {"cmd":"dlq_purge","id":3}
+ *	          {"cmd":"failpoint","name":"drain.after_commit","action":"crash"}
+ *	          {"cmd":"failpoint_list"}
  *	response: {"ok":true,"cmd":"status",...}
  *	          {"ok":false,"error":"unknown cmd 'x'"}
+ *
+ * failpoint and failpoint_list arm and list failpoint.h's failpoints (they
+ * are process-wide, not daemon state: no callback).
  *
  * Dead letters leave their table only through dlq_replay (once the region
  * acknowledged the batch) or dlq_purge, each naming one id: there is no

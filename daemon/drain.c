@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "drain.h"
+#include "failpoint.h"
 #include "log.h"
 
 struct drain {
@@ -350,7 +351,7 @@ static int drain_commit(struct drain *d)
 {
 	unsigned int added = 0;
 	struct drain_txn t;
-	int ret;
+	int ret, injected = 0;
 
 	if (d->timer) {
 		loop_cancel_timer(d->loop, d->timer);
@@ -367,9 +368,17 @@ static int drain_commit(struct drain *d)
 		goto full;
 	}
 	ret = drain_txn_build(d, &t);
-	if (!ret && (t.n || t.nloss || t.nnotes))
-		ret = spool_commit(d->spool, t.app, t.n, t.loss, t.nloss,
-				   t.notes, t.nnotes);
+	if (!ret && (t.n || t.nloss || t.nnotes)) {
+		/* "error": as if the disk failed under the commit. */
+		ret = failpoint(FP_DRAIN_BEFORE_COMMIT);
+		injected = ret;
+		if (!ret)
+			ret = spool_commit(d->spool, t.app, t.n, t.loss,
+					   t.nloss, t.notes, t.nnotes);
+		/* Durable, nothing released or acknowledged yet. */
+		if (!ret)
+			failpoint(FP_DRAIN_AFTER_COMMIT);
+	}
 	if (!ret)
 		added = t.n;
 	drain_txn_free(&t);
@@ -393,6 +402,7 @@ static int drain_commit(struct drain *d)
 		goto full;
 	}
 	log_error("spool commit failed: %s (%s)", strerror(-ret),
+		  injected ? "failpoint drain.before_commit" :
 		  spool_strerror(d->spool));
 	return -EIO;
 full:

@@ -5,7 +5,9 @@
  *
  *	evringctl [--socket PATH] [--json] status|spool|ledger|ping
  *	evringctl [--socket PATH] [--json] dlq list|show ID|replay ID|purge ID --yes
+ *	evringctl [--socket PATH] [--json] failpoint list|NAME ACTION
  *	evringctl consume ...		(daemon/consume.h: reads regions back)
+ *	evringctl drill ...		(daemon/drill_run.h: fault drills)
  *
  * One request, one response line.  Human tables by default; --json prints
  * the daemon's response line as is, for scripts.  Exit status: 0 the
@@ -30,6 +32,7 @@
 #include "config.h"
 #include "consume.h"
 #include "control.h"
+#include "drill_run.h"
 
 #define EXIT_USAGE		2
 #define RESPONSE_MAX		(16u << 20)	/* bytes of one response line */
@@ -53,8 +56,13 @@ static void usage(FILE *f)
 		"  dlq replay ID     send it through the normal path again; it leaves\n"
 		"                    the table once its region acknowledged it\n"
 		"  dlq purge ID --yes  delete it unsent\n"
+		"  failpoint list    every failpoint: its action and hits (drills)\n"
+		"  failpoint NAME ACTION  arm one: off, crash, pause:MS or error,\n"
+		"                    optionally @N (from the Nth hit on)\n"
 		"  consume ...       read regions' streams back and verify them\n"
 		"                    (evringctl consume --help)\n"
+		"  drill ...         run a fault drill: regions, faults, verdict\n"
+		"                    (evringctl drill --help)\n"
 		"\n"
 		"options:\n"
 		"  -s, --socket PATH  control socket (default %s)\n"
@@ -522,6 +530,23 @@ static void show_dlq_purge(json_t *r)
 	printf("dead letter %lld purged\n", (long long)jint(r, "id"));
 }
 
+static void show_failpoint(json_t *r)
+{
+	printf("failpoint %s: %s (the previous action was hit %lld times)\n",
+	       jstr(r, "name"), jstr(r, "action"), (long long)jint(r, "hits"));
+}
+
+static void show_failpoint_list(json_t *r)
+{
+	json_t *rows = json_object_get(r, "failpoints"), *x;
+	size_t i;
+
+	printf("%-20s %-24s %s\n", "FAILPOINT", "ACTION", "HITS");
+	json_array_foreach(rows, i, x)
+		printf("%-20s %-24s %lld\n", jstr(x, "name"), jstr(x, "action"),
+		       (long long)jint(x, "hits"));
+}
+
 static void show_ping(json_t *r)
 {
 	printf("evringd pid %lld on host %s is alive\n",
@@ -542,6 +567,8 @@ static const struct {
 	{ "dlq show", "dlq_show", true, show_dlq_show },
 	{ "dlq replay", "dlq_replay", true, show_dlq_replay },
 	{ "dlq purge", "dlq_purge", true, show_dlq_purge },
+	{ "failpoint list", "failpoint_list", false, show_failpoint_list },
+	{ "failpoint set", "failpoint", false, show_failpoint },
 };
 
 int main(int argc, char **argv)
@@ -558,7 +585,8 @@ int main(int argc, char **argv)
 	const char *path = CONFIG_DEFAULT_CONTROL_SOCKET;
 	unsigned long timeout_ms = DEFAULT_TIMEOUT_MS, limit = 0, id = 0;
 	bool json = false, yes = false;
-	char req[128], err[512], name[32], *line = NULL;
+	char req[128], err[512], name[32], *line = NULL, *dyn = NULL;
+	const char *fp_name = NULL, *fp_action = NULL;
 	json_t *res;
 	json_error_t jerr;
 	int c, cmd = -1, rc, words;
@@ -566,6 +594,8 @@ int main(int argc, char **argv)
 	/* consume parses its own options: it is a program of its own. */
 	if (argc >= 2 && !strcmp(argv[1], "consume"))
 		return consume_main(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "drill"))
+		return drill_main(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "s:jt:n:yh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -597,12 +627,28 @@ int main(int argc, char **argv)
 	}
 	if (optind == argc)
 		return die_usage("%s", "missing COMMAND");
-	/* "dlq" takes a subcommand: the command is its first two words. */
-	words = strcmp(argv[optind], "dlq") ? 1 : 2;
+	/*
+	 * "dlq" and "failpoint" take a subcommand: the command is the first
+	 * two words; "failpoint NAME ACTION" is "failpoint set".
+	 */
+	words = strcmp(argv[optind], "dlq") &&
+		strcmp(argv[optind], "failpoint") ? 1 : 2;
 	if (words == 2 && optind + 1 == argc)
-		return die_usage("%s", "missing dlq subcommand (list, show, replay or purge)");
+		return die_usage("%s", strcmp(argv[optind], "dlq") ?
+				 "missing failpoint NAME ACTION, or list" :
+				 "missing dlq subcommand (list, show, replay or purge)");
 	snprintf(name, sizeof(name), "%.15s%s%.15s", argv[optind],
 		 words == 2 ? " " : "", words == 2 ? argv[optind + 1] : "");
+	if (!strcmp(argv[optind], "failpoint") &&
+	    strcmp(argv[optind + 1], "list")) {
+		if (optind + 2 == argc)
+			return die_usage("'failpoint %s' needs an ACTION (off, crash, pause:MS or error)",
+					 argv[optind + 1]);
+		fp_name = argv[optind + 1];
+		fp_action = argv[optind + 2];
+		snprintf(name, sizeof(name), "failpoint set");
+		optind++;
+	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(name, cmds[i].name))
 			cmd = (int)i;
@@ -633,7 +679,15 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	if (limit)
+	if (fp_name) {
+		json_t *j = json_pack("{s:s,s:s,s:s}", "cmd", "failpoint",
+				      "name", fp_name, "action", fp_action);
+
+		dyn = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (!dyn)
+			return die_usage("%s", "failpoint NAME and ACTION must be UTF-8 text");
+	} else if (limit)
 		snprintf(req, sizeof(req), "{\"cmd\":\"ledger\",\"limit\":%lu}\n",
 			 limit);
 	else if (cmds[cmd].id)
@@ -641,7 +695,22 @@ int main(int argc, char **argv)
 			 cmds[cmd].cmd, id);
 	else
 		snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmds[cmd].cmd);
-	if (exchange(path, req, timeout_ms, &line, err, sizeof(err)) < 0) {
+	if (dyn) {
+		char *full = malloc(strlen(dyn) + 2);
+
+		if (!full) {
+			free(dyn);
+			fprintf(stderr, "%s: out of memory\n", prog);
+			return 1;
+		}
+		sprintf(full, "%s\n", dyn);
+		free(dyn);
+		dyn = full;
+	}
+	rc = exchange(path, dyn ? dyn : req, timeout_ms, &line, err,
+		      sizeof(err));
+	free(dyn);
+	if (rc < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
 		return 1;
 	}

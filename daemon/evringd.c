@@ -12,6 +12,9 @@
  * once, a change to any other key is refused with a log line.  Exits 1 when
  * it cannot start, or when the spool failed under it.
  *
+ * $EVRING_FAILPOINTS arms failpoints at start (daemon/failpoint.h; for
+ * drills): a bad list is refused like a bad configuration.
+ *
  * Order: spool, loop, drain, shipper (kicked after every commit), sources,
  * /metrics (ship.metrics_listen), control socket; stopped in reverse, the
  * shipper before the spool closes.
@@ -29,6 +32,7 @@
 #include "control.h"
 #include "drain.h"
 #include "batch.h"
+#include "failpoint.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics_http.h"
@@ -517,6 +521,17 @@ static void evd_stop(struct evd *e)
 	spool_close(e->spool);
 }
 
+/* Arm the failpoints $EVRING_FAILPOINTS names (drills); say which. */
+static int evd_failpoints(char *err, size_t errlen)
+{
+	const char *spec = getenv(FAILPOINT_ENV);
+	int ret = failpoint_set_spec(spec, err, errlen);
+
+	if (!ret && spec && spec[0])
+		log_warn("failpoints armed from " FAILPOINT_ENV ": %s", spec);
+	return ret;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: evringd [-c FILE] [--set SECTION.KEY=VALUE]...\n"
@@ -566,6 +581,10 @@ int main(int argc, char **argv)
 		e.cfg_path = CONFIG_DEFAULT_PATH;
 	if (evd_config(&e, &e.cfg, err, sizeof(err))) {
 		log_error("bad configuration: %s", err);
+		return 1;
+	}
+	if (evd_failpoints(err, sizeof(err))) {
+		log_error("bad " FAILPOINT_ENV ": %s", err);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);

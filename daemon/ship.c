@@ -27,6 +27,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include "batch.h"
+#include "failpoint.h"
 #include "jetstream.h"
 #include "log.h"
 #include "ship.h"
@@ -100,6 +101,8 @@ struct ship_rp {
 	/* nothing after @empty_after as of the spool's @empty_last id */
 	uint64_t empty_after, empty_last;
 	uint64_t gap_logged;		/* row id whose gap was logged */
+	/* lag: the spool's rows in (trimmed, lag_at] (done, not yet trimmed) */
+	uint64_t lag_at, done_b, done_e;
 };
 
 struct ship_part {
@@ -720,6 +723,8 @@ static bool rp_publish(struct ship *sh, struct ship_region *r,
 		m.req.len = rep->len;
 	}
 	m.req.tag = ship_tag(sh, pi);
+	if (kind == PUB_BATCH)
+		failpoint(FP_SHIP_BEFORE_PUBLISH);
 	ret = js_link_submit(r->link, &m.req);
 	free(body);
 	if (ret) {
@@ -997,6 +1002,9 @@ static void rp_publish_result(struct ship *sh, struct ship_region *r,
 	switch (res->cls) {
 	case JS_OK:
 	case JS_DUPLICATE:
+		/* Stored in the region; the cursor moves at the next tick. */
+		if (kind == PUB_BATCH)
+			failpoint(FP_SHIP_AFTER_PUBLISH);
 		rp->lss = res->stream_seq;
 		rp->fails = 0;
 		rp->suspect.set = false;
@@ -1087,8 +1095,16 @@ static void region_ensure(struct ship *sh, struct ship_region *r, bool probe)
 	if (r->ensure_pending)
 		return;
 	q.tag = ship_tag(sh, SHIP_TAG_REGION);
-	if (js_link_submit(r->link, &q))
+	if (js_link_submit(r->link, &q)) {
+		/*
+		 * A probe the breaker let through must report, or the
+		 * breaker stays half-open with no probe left, for good.
+		 */
+		if (probe)
+			region_failure(r, "cannot submit a probe",
+				       loop_now_ms());
 		return;
+	}
 	r->ensure_pending = true;
 	r->ensure_probe = probe;
 	r->ensure_tag = q.tag;
@@ -1448,9 +1464,100 @@ static void park_check(struct ship *sh, uint64_t now)
 	}
 }
 
+/* --- lag, kept incrementally (status must not walk the backlog) ----- */
+
+/* Where the lag of region @r for @p counts from: its cursor, or G. */
+static uint64_t lag_pos(const struct ship *sh, const struct ship_part *p,
+			unsigned int r)
+{
+	return sh->mode == CONFIG_SHIP_FAILOVER ? part_global(sh, p) :
+	       p->rp[r].cur.batch_id;
+}
+
+struct range_walk {
+	uint64_t hi, b, e;
+};
+
+static int range_cb(const struct spool_batch_row *r, void *arg)
+{
+	struct range_walk *w = arg;
+
+	if (r->id > w->hi)
+		return 1;
+	w->b++;
+	w->e += r->count;
+	return 0;
+}
+
+/* Rows and events of @p the spool holds in (@lo, @hi]. */
+static int part_range(const struct ship *sh, const struct ship_part *p,
+		      uint64_t lo, uint64_t hi, uint64_t *b, uint64_t *e)
+{
+	struct range_walk w = { .hi = hi };
+	int ret = 0;
+
+	if (lo < hi)
+		ret = spool_foreach_row(sh->spool, lo, true, p->source,
+					p->partition, 0, range_cb, &w);
+	if (ret < 0)
+		return ret;
+	*b = w.b;
+	*e = w.e;
+	return 0;
+}
+
+/* Rows and events the spool holds of @p (its stats, from memory). */
+static void part_rows(const struct ship *sh, const struct ship_part *p,
+		      uint64_t *b, uint64_t *e)
+{
+	struct spool_part_stats ps;
+
+	*b = *e = 0;
+	for (unsigned int i = 0; !spool_part_stats(sh->spool, i, &ps); i++)
+		if (ps.source == p->source && ps.partition == p->partition) {
+			*b = ps.batches;
+			*e = ps.records;
+			return;
+		}
+}
+
+/* Count the rows each region got of @p since the last call. */
+static void lag_sync(struct ship *sh, struct ship_part *p)
+{
+	for (unsigned int r = 0; r < sh->nreg; r++) {
+		struct ship_rp *rp = &p->rp[r];
+		uint64_t pos = lag_pos(sh, p, r), b, e;
+		uint64_t lo = rp->lag_at > p->trimmed ? rp->lag_at : p->trimmed;
+
+		if (pos <= rp->lag_at || part_range(sh, p, lo, pos, &b, &e))
+			continue;
+		rp->done_b += b;
+		rp->done_e += e;
+		rp->lag_at = pos;
+	}
+}
+
+/* @p was trimmed up to @upto, which removed @b rows of @e events. */
+static void lag_trimmed(struct ship *sh, struct ship_part *p, uint64_t upto,
+			uint64_t b, uint64_t e)
+{
+	for (unsigned int r = 0; r < sh->nreg; r++) {
+		struct ship_rp *rp = &p->rp[r];
+
+		if (rp->lag_at < upto) {
+			/* parked: what it had is gone, and more */
+			rp->done_b = rp->done_e = 0;
+			continue;
+		}
+		rp->done_b -= b < rp->done_b ? b : rp->done_b;
+		rp->done_e -= e < rp->done_e ? e : rp->done_e;
+	}
+}
+
 /* Commit the dirty cursors and the trims they allow, in one transaction. */
 static void ship_commit(struct ship *sh)
 {
+	uint64_t (*rows)[2] = NULL;	/* per trim: rows, events before */
 	struct spool_cursor *c = NULL;
 	struct spool_trim_part *t = NULL;
 	unsigned int nc = 0, nt = 0;
@@ -1460,13 +1567,15 @@ static void ship_commit(struct ship *sh)
 		return;
 	c = calloc((size_t)sh->nparts * sh->nreg, sizeof(*c));
 	t = calloc(sh->nparts, sizeof(*t));
-	if (!c || !t)
+	rows = calloc(sh->nparts, sizeof(*rows));
+	if (!c || !t || !rows)
 		goto out;
 	for (unsigned int pi = 0; pi < sh->nparts; pi++) {
 		struct ship_part *p = sh->parts[pi];
 		uint64_t upto = UINT64_MAX;
 		bool any = false;
 
+		lag_sync(sh, p);
 		for (unsigned int r = 0; r < sh->nreg; r++)
 			if (p->rp[r].dirty) {
 				c[nc] = p->rp[r].cur;
@@ -1485,6 +1594,7 @@ static void ship_commit(struct ship *sh)
 			}
 		}
 		if (any && upto > p->trimmed) {
+			part_rows(sh, p, &rows[nt][0], &rows[nt][1]);
 			t[nt].source = p->source;
 			t[nt].partition = p->partition;
 			t[nt++].upto_id = upto;
@@ -1497,6 +1607,9 @@ static void ship_commit(struct ship *sh)
 		ship_spool_error(sh, ret, "committing cursors");
 		goto out;
 	}
+	/* Cursors and trims are one transaction: right after it. */
+	if (nc)
+		failpoint(FP_SHIP_AFTER_CURSOR);
 	sh->spool_err = 0;
 	for (unsigned int pi = 0, k = 0; pi < sh->nparts; pi++) {
 		struct ship_part *p = sh->parts[pi];
@@ -1504,10 +1617,17 @@ static void ship_commit(struct ship *sh)
 		for (unsigned int r = 0; r < sh->nreg; r++)
 			p->rp[r].dirty = false;
 		if (k < nt && t[k].source == p->source &&
-		    t[k].partition == p->partition)
+		    t[k].partition == p->partition) {
+			uint64_t b, e;
+
+			part_rows(sh, p, &b, &e);
+			lag_trimmed(sh, p, t[k].upto_id, rows[k][0] - b,
+				    rows[k][1] - e);
 			p->trimmed = t[k++].upto_id;
+		}
 	}
 out:
+	free(rows);
 	free(c);
 	free(t);
 }
@@ -1755,15 +1875,32 @@ struct lag_walk {
 	uint64_t batches, events, oldest_ns;
 };
 
-static int lag_cb(const struct spool_batch_row *r, void *arg)
+/*
+ * Add @p's lag at region @i to @w: the spool's rows of @p minus those
+ * counted done (and those done since the last commit, a short walk), and
+ * the age of its first row after the region's position.
+ */
+static void lag_add(const struct ship *sh, const struct ship_part *p,
+		    unsigned int i, struct lag_walk *w)
 {
-	struct lag_walk *w = arg;
+	const struct ship_rp *rp = &p->rp[i];
+	uint64_t pos = lag_pos(sh, p, i), b = 0, e = 0, nb, ne;
+	uint64_t lo = rp->lag_at > p->trimmed ? rp->lag_at : p->trimmed;
+	struct row_find f = { 0 };
 
-	w->batches++;
-	w->events += r->count;
-	if (!w->oldest_ns || r->created_ns < w->oldest_ns)
-		w->oldest_ns = r->created_ns;
-	return 0;
+	if (pos > rp->lag_at && part_range(sh, p, lo, pos, &b, &e))
+		return;
+	part_rows(sh, p, &nb, &ne);
+	b += rp->done_b;
+	e += rp->done_e;
+	w->batches += nb > b ? nb - b : 0;
+	w->events += ne > e ? ne - e : 0;
+	if (spool_foreach_row(sh->spool, pos > p->trimmed ? pos : p->trimmed,
+			      true, p->source, p->partition, 1, row_first_cb,
+			      &f) < 0 || !f.found)
+		return;
+	if (!w->oldest_ns || f.row.created_ns < w->oldest_ns)
+		w->oldest_ns = f.row.created_ns;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -1797,18 +1934,13 @@ int ship_region_status(const struct ship *sh, unsigned int i,
 	st.inflight = r->inflight;
 	for (unsigned int pi = 0; pi < sh->nparts; pi++) {
 		const struct ship_part *p = sh->parts[pi];
-		uint64_t after;
 
 		if (sh->mode == CONFIG_SHIP_FAILOVER) {
 			if (p->route != i)
 				continue;
 			st.home_partitions++;
-			after = part_global(sh, p);
-		} else {
-			after = p->rp[i].cur.batch_id;
 		}
-		spool_foreach_row(sh->spool, after, true, p->source,
-				  p->partition, 0, lag_cb, &w);
+		lag_add(sh, p, i, &w);
 	}
 	st.lag_batches = w.batches;
 	st.lag_events = w.events;

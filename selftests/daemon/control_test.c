@@ -927,7 +927,7 @@ TEST_F(ctl, dlq_rejections_get_exact_errors_and_touch_nothing)
 		{ "{\"cmd\":\"dlq_replay\",\"id\":42}", "no dead letter 42" },
 		{ "{\"cmd\":\"dlq_purge\",\"id\":42}", "no dead letter 42" },
 		{ "{\"cmd\":\"dlq_purge\",\"id\":9223372036854775807}", "no dead letter 9223372036854775807" },
-		{ "{\"cmd\":\"dlq\"}", "unknown cmd 'dlq' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay or dlq_purge)" },
+		{ "{\"cmd\":\"dlq\"}", "unknown cmd 'dlq' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay, dlq_purge, failpoint or failpoint_list)" },
 	};
 	struct conn *c = conn_open(self->path);
 	char req[256];
@@ -988,6 +988,87 @@ TEST_F(ctl, dlq_op_failures_become_exact_error_responses)
 	conn_close(c);
 }
 
+/* --- failpoints --------------------------------------------------------- */
+
+TEST_F(ctl, failpoint_arms_live_and_answers_the_previous_hits)
+{
+	struct conn *c = conn_open(self->path);
+	json_t *r, *rows, *x;
+	size_t i;
+
+	ASSERT_NE(NULL, c);
+	r = request(c, "{\"cmd\":\"failpoint\",\"name\":\"ship.after_publish\",\"action\":\"crash@0003\"}\n");
+	ASSERT_TRUE(jok(r)) TH_LOG("%s", jstr(r, "error"));
+	ASSERT_STREQ("failpoint", jstr(r, "cmd"));
+	ASSERT_STREQ("ship.after_publish", jstr(r, "name"));
+	ASSERT_STREQ("crash@3", jstr(r, "action"));
+	ASSERT_EQ(0, jint(r, "hits"));
+	json_decref(r);
+	r = request(c, "{\"cmd\":\"failpoint_list\"}\n");
+	ASSERT_TRUE(jok(r));
+	rows = json_object_get(r, "failpoints");
+	ASSERT_EQ(5u, json_array_size(rows));
+	json_array_foreach(rows, i, x) {
+		static const char *const names[] = {
+			"drain.before_commit", "drain.after_commit",
+			"ship.before_publish", "ship.after_publish",
+			"ship.after_cursor",
+		};
+
+		ASSERT_STREQ(names[i], jstr(x, "name"));
+		ASSERT_STREQ(i == 3 ? "crash@3" : "off", jstr(x, "action"));
+		ASSERT_EQ(0, jint(x, "hits"));
+	}
+	json_decref(r);
+	r = request(c, "{\"cmd\":\"failpoint\",\"name\":\"ship.after_publish\",\"action\":\"off\"}\n");
+	ASSERT_TRUE(jok(r));
+	ASSERT_STREQ("off", jstr(r, "action"));
+	json_decref(r);
+	conn_close(c);
+}
+
+TEST_F(ctl, failpoint_rejections_get_exact_errors_and_arm_nothing)
+{
+	static const char *const cases[][2] = {
+		{ "{\"cmd\":\"failpoint\"}", "missing 'name'" },
+		{ "{\"cmd\":\"failpoint\",\"name\":\"drain.after_commit\"}", "missing 'action'" },
+		{ "{\"cmd\":\"failpoint\",\"action\":\"crash\"}", "missing 'name'" },
+		{ "{\"cmd\":\"failpoint\",\"name\":3,\"action\":\"crash\"}", "'name' must be a string" },
+		{ "{\"cmd\":\"failpoint\",\"name\":\"drain.after_commit\",\"action\":null}", "'action' must be a string" },
+		{ "{\"cmd\":\"failpoint\",\"name\":\"drain.commit\",\"action\":\"crash\"}",
+		  "unknown failpoint 'drain.commit' (expected drain.before_commit, drain.after_commit, ship.before_publish, ship.after_publish or ship.after_cursor)" },
+		{ "{\"cmd\":\"failpoint\",\"name\":\"drain.after_commit\",\"action\":\"error\"}",
+		  "failpoint 'drain.after_commit': action 'error' applies only to drain.before_commit (the spool commit); use crash or pause" },
+		{ "{\"cmd\":\"failpoint\",\"name\":\"ship.before_publish\",\"action\":\"pause:0\"}",
+		  "failpoint 'ship.before_publish': bad pause '0' (1..60000 ms)" },
+		{ "{\"cmd\":\"failpoint\",\"name\":\"ship.before_publish\",\"action\":\"crash\",\"x\":1}",
+		  "unknown field 'x' for cmd 'failpoint'" },
+		{ "{\"cmd\":\"failpoint_list\",\"name\":\"x\"}",
+		  "unknown field 'name' for cmd 'failpoint_list'" },
+	};
+	struct conn *c = conn_open(self->path);
+	char req[512];
+	json_t *r, *rows, *x;
+	size_t i;
+
+	ASSERT_NE(NULL, c);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(req, sizeof(req), "%s\n", cases[i][0]);
+		r = request(c, req);
+		ASSERT_NE(NULL, r) TH_LOG("no response to '%s'", cases[i][0]);
+		ASSERT_FALSE(jok(r));
+		ASSERT_STREQ(cases[i][1], jstr(r, "error"));
+		json_decref(r);
+	}
+	r = request(c, "{\"cmd\":\"failpoint_list\"}\n");
+	ASSERT_TRUE(jok(r));
+	rows = json_object_get(r, "failpoints");
+	json_array_foreach(rows, i, x)
+		ASSERT_STREQ("off", jstr(x, "action"));
+	json_decref(r);
+	conn_close(c);
+}
+
 /* --- garbage ---------------------------------------------------------- */
 
 TEST_F(ctl, garbage_gets_an_exact_error_and_the_connection_keeps_serving)
@@ -1001,7 +1082,7 @@ TEST_F(ctl, garbage_gets_an_exact_error_and_the_connection_keeps_serving)
 		{ "{}", "missing 'cmd'" },
 		{ "{\"cmd\":5}", "'cmd' must be a string" },
 		{ "{\"cmd\":null}", "'cmd' must be a string" },
-		{ "{\"cmd\":\"reboot\"}", "unknown cmd 'reboot' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay or dlq_purge)" },
+		{ "{\"cmd\":\"reboot\"}", "unknown cmd 'reboot' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay, dlq_purge, failpoint or failpoint_list)" },
 		{ "{\"cmd\":\"status\",\"x\":1}", "unknown field 'x' for cmd 'status'" },
 		{ "{\"cmd\":\"ping\",\"limit\":1}", "unknown field 'limit' for cmd 'ping'" },
 		{ "{\"cmd\":\"ledger\",\"limit\":\"3\"}", "'limit' must be an integer in 1..1000" },
@@ -1660,6 +1741,50 @@ TEST_F(ctl, evringctl_usage_errors_are_exit_2)
 	ASSERT_EQ(2, run_ctl("--timeout x ping", out, sizeof(out)));
 	ASSERT_EQ(2, run_ctl("--bogus ping", out, sizeof(out)));
 	ASSERT_EQ(0, run_ctl("--help", out, sizeof(out)));
+}
+
+TEST_F(ctl, evringctl_failpoint_sets_lists_and_refuses)
+{
+	char args[512], out[65536];
+
+	NEED_EVRINGCTL();
+	snprintf(args, sizeof(args), "--socket %s failpoint drain.after_commit pause:20@2",
+		 self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	ASSERT_STREQ("failpoint drain.after_commit: pause:20@2 (the previous action was hit 0 times)\n",
+		     out);
+	snprintf(args, sizeof(args), "--socket %s failpoint list", self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	TH_LOG("\n%s", out);
+	ASSERT_STREQ("FAILPOINT            ACTION                   HITS\n"
+		     "drain.before_commit  off                      0\n"
+		     "drain.after_commit   pause:20@2               0\n"
+		     "ship.before_publish  off                      0\n"
+		     "ship.after_publish   off                      0\n"
+		     "ship.after_cursor    off                      0\n", out);
+	snprintf(args, sizeof(args), "--socket %s --json failpoint ship.after_cursor crash",
+		 self->path);
+	ASSERT_EQ(0, run_ctl(args, out, sizeof(out))) TH_LOG("%s", out);
+	ASSERT_STREQ("{\"ok\":true,\"cmd\":\"failpoint\",\"name\":\"ship.after_cursor\",\"action\":\"crash\",\"hits\":0}\n",
+		     out);
+	snprintf(args, sizeof(args), "--socket %s failpoint ship.after_cursor error",
+		 self->path);
+	ASSERT_EQ(1, run_ctl(args, out, sizeof(out)));
+	ASSERT_STREQ("evringctl: evringd: failpoint 'ship.after_cursor': action 'error' applies only to drain.before_commit (the spool commit); use crash or pause\n",
+		     out);
+	snprintf(args, sizeof(args), "--socket %s failpoint 'a\"b' crash",
+		 self->path);
+	ASSERT_EQ(1, run_ctl(args, out, sizeof(out)));
+	ASSERT_STREQ("evringctl: evringd: unknown failpoint 'a\"b' (expected drain.before_commit, drain.after_commit, ship.before_publish, ship.after_publish or ship.after_cursor)\n",
+		     out);
+	ASSERT_EQ(2, run_ctl("failpoint", out, sizeof(out)));
+	ASSERT_NE(NULL, strstr(out, "missing failpoint NAME ACTION, or list"));
+	ASSERT_EQ(2, run_ctl("failpoint drain.after_commit", out, sizeof(out)));
+	ASSERT_NE(NULL, strstr(out, "'failpoint drain.after_commit' needs an ACTION (off, crash, pause:MS or error)"));
+	ASSERT_EQ(2, run_ctl("failpoint list extra", out, sizeof(out)));
+	ASSERT_NE(NULL, strstr(out, "too many arguments, starting at 'extra'"));
+	ASSERT_EQ(2, run_ctl("failpoint a b c", out, sizeof(out)));
+	ASSERT_NE(NULL, strstr(out, "too many arguments, starting at 'c'"));
 }
 
 TEST_F(ctl, evringctl_status_shows_regions_and_says_not_durable)

@@ -488,7 +488,7 @@ TEST_F_TIMEOUT(bad, control_garbage_gets_error_replies_and_the_daemon_keeps_drai
 	ASSERT_LT(0, ctl_req(fd, "{\"cmd\":7}\n", line, sizeof(line)));
 	EXPECT_TRUE(is_error(line, "'cmd' must be a string")) TH_LOG("%s", line);
 	ASSERT_LT(0, ctl_req(fd, "{\"cmd\":\"nope\"}\n", line, sizeof(line)));
-	EXPECT_TRUE(is_error(line, "unknown cmd 'nope' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay or dlq_purge)"))
+	EXPECT_TRUE(is_error(line, "unknown cmd 'nope' (expected status, spool, ledger, ping, dlq_list, dlq_show, dlq_replay, dlq_purge, failpoint or failpoint_list)"))
 		TH_LOG("%s", line);
 	ASSERT_LT(0, ctl_req(fd, "{\"cmd\":\"status\",\"x\":1}\n", line, sizeof(line)));
 	EXPECT_TRUE(is_error(line, "unknown field 'x' for cmd 'status'")) TH_LOG("%s", line);
