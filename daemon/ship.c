@@ -252,7 +252,18 @@ static void region_breaker_note(struct ship_region *r)
 static void region_failure(struct ship_region *r, const char *why,
 			   uint64_t now)
 {
+	enum breaker_state was = r->br.state;
+
 	breaker_failure(&r->br, why, now);
+	if (was != BREAKER_OPEN && r->br.state == BREAKER_OPEN) {
+		/*
+		 * Check the stream (ENSURE) before anything else is sent: it
+		 * may be gone (deleted by an operator), and publishes that
+		 * took every half-open probe would never recreate it.
+		 */
+		r->ensured = false;
+		r->ensure_at_ms = 0;
+	}
 	region_breaker_note(r);
 }
 

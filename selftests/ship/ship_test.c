@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1048,6 +1049,529 @@ TEST(no_regions_is_a_noop_shipper)
 	EXPECT_EQ(-ENOENT, ship_region_status(e->ship, 0, &st));
 	ship_kick(e->ship);
 	EXPECT_EQ(-ENOENT, ship_dlq_purge(e->ship, 1));
+	env_free(e);
+}
+
+/* --- adversarial review: ports 14800-14899 ----------------------------- */
+
+#define WIDE_PARTS	160u
+#define WIDE_SEQS	8u
+
+/* Commit one 1-record batch of socket partition @part, record seq @seq. */
+static int commit_wide(struct env *e, uint32_t part, uint64_t seq)
+{
+	struct batch_meta m = {
+		.source = BATCH_SRC_SOCKET, .partition = part, .epoch = EPOCH,
+		.first_seq = seq, .count = 1,
+	};
+	unsigned char rec[EVRING_REC_SIZE(8)] = { 0 };
+	struct evring_rec r = { .len = 8, .seq = seq, .ts_ns = 1 };
+	struct spool_append a = { 0 };
+	void *out = NULL;
+	size_t len;
+	int ret;
+
+	memcpy(rec, &r, sizeof(r));
+	strcpy(m.host_id, HOST);
+	ret = batch_encode(&m, rec, sizeof(rec), NULL, 0, BATCH_COMP_NONE,
+			   &out, &len);
+	if (ret)
+		return ret;
+	a.batch = out;
+	a.len = len;
+	a.position = seq * sizeof(rec);
+	ret = spool_commit(e->spool, &a, 1, NULL, 0, NULL, 0);
+	free(out);
+	return ret;
+}
+
+/* Round @round (seq @round + 1) of every wide partition. */
+static int commit_wide_round(struct env *e, unsigned int nparts,
+			     unsigned int round)
+{
+	for (uint32_t p = 0; p < nparts; p++) {
+		int ret = commit_wide(e, p, round + 1);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static bool spool_empty(struct env *e, void *arg)
+{
+	struct spool_stats st;
+
+	return spool_stats(e->spool, &st) == 0 && st.batches == 0;
+}
+
+struct wide_check {
+	unsigned int seen[WIDE_PARTS][WIDE_SEQS];
+	unsigned int bad, markers;
+	uint64_t messages;
+};
+
+static int wide_cb(const struct js_stored *m, void *arg)
+{
+	struct wide_check *c = arg;
+	struct batch_view v;
+
+	c->messages++;
+	if (m->dead_letter) {
+		c->markers++;
+		return 0;
+	}
+	if (batch_decode(m->data, m->len, &v)) {
+		c->bad++;
+		return 0;
+	}
+	if (v.meta.partition >= WIDE_PARTS || v.meta.count != 1 ||
+	    v.meta.first_seq >= WIDE_SEQS)
+		c->bad++;
+	else
+		c->seen[v.meta.partition][v.meta.first_seq]++;
+	batch_view_release(&v);
+	return 0;
+}
+
+/* Region @region's stream holds seqs 1..@rounds of @nparts exactly once. */
+static unsigned int wide_faults(struct env *e, unsigned int region,
+				unsigned int nparts, unsigned int rounds,
+				struct wide_check *c)
+{
+	struct config_region *r = &e->cfg.region[region];
+	struct js_link_opts o = {
+		.region = r->name, .urls = r->urls, .stream = r->stream,
+		.subject_prefix = r->subject_prefix, .replicas = 1,
+		.timeout_ms = 2000, .max_pending = 16,
+	};
+	char err[256] = "";
+	unsigned int faults;
+
+	memset(c, 0, sizeof(*c));
+	if (js_read_stream(&o, 1, wide_cb, c, err, sizeof(err))) {
+		fprintf(stderr, "# js_read_stream %s: %s\n", r->name, err);
+		return 1;
+	}
+	faults = c->bad;
+	for (uint32_t p = 0; p < nparts; p++)
+		for (uint64_t s = 1; s <= rounds; s++)
+			if (c->seen[p][s] != 1) {
+				if (faults < 10)
+					fprintf(stderr, "# part %u seq %" PRIu64
+						": %u copies\n", p, s,
+						c->seen[p][s]);
+				faults++;
+			}
+	return faults;
+}
+
+/* tools/faultproxy on 127.0.0.1:@port to @upstream, control socket. */
+struct proxy {
+	pid_t pid;
+	char ctl[PATH_MAX];
+};
+
+static int proxy_start(struct env *e, struct proxy *px, int port,
+		       int upstream)
+{
+	char self[PATH_MAX], bin[PATH_MAX + 32], l[32], u[32];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	uint64_t end = now_ms() + 5000;
+	char *slash;
+
+	if (n <= 0)
+		return -errno;
+	self[n] = 0;
+	/* build/selftests/ship/ship_test -> build/bin/faultproxy */
+	for (int i = 0; i < 3 && (slash = strrchr(self, '/')); i++)
+		*slash = 0;
+	snprintf(bin, sizeof(bin), "%s/bin/faultproxy", self);
+	if (getenv("FAULTPROXY"))
+		snprintf(bin, sizeof(bin), "%s", getenv("FAULTPROXY"));
+	if (access(bin, X_OK)) {
+		fprintf(stderr, "# %s: not built (make %s)\n", bin, bin);
+		return -ENOENT;
+	}
+	snprintf(px->ctl, sizeof(px->ctl), "%s/proxy-%d.sock", e->dir, port);
+	snprintf(l, sizeof(l), "127.0.0.1:%d", port);
+	snprintf(u, sizeof(u), "127.0.0.1:%d", upstream);
+	px->pid = fork();
+	if (px->pid < 0)
+		return -errno;
+	if (px->pid == 0) {
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0)
+			dup2(fd, 1);
+		execl(bin, "faultproxy", "-l", l, "-u", u, "--control",
+		      px->ctl, (char *)NULL);
+		_exit(127);
+	}
+	while (!port_open(port) || access(px->ctl, F_OK)) {
+		if (now_ms() > end)
+			return -ETIMEDOUT;
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+static int proxy_cmd(struct proxy *px, const char *cmd)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char buf[128] = "";
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", px->ctl);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd)) {
+		close(fd);
+		return -EIO;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 2 && !strncmp(buf, "ok", 2) ? 0 : -EIO;
+}
+
+static void proxy_kill(struct proxy *px)
+{
+	if (px->pid <= 0)
+		return;
+	kill(px->pid, SIGKILL);
+	waitpid(px->pid, NULL, 0);
+	px->pid = 0;
+}
+
+static bool reconnected(struct env *e, void *arg)
+{
+	return region_st(e, 0).connected;
+}
+
+static bool disconnected_open(struct env *e, void *arg)
+{
+	struct ship_region_status st = region_st(e, 0);
+
+	return !st.connected && st.breaker && !strcmp(st.breaker, "open");
+}
+
+static bool never(struct env *e, void *arg)
+{
+	return false;
+}
+
+/*
+ * The breaker's probe is an ENSURE; when the link's request queue is full
+ * of reconciles (many partitions, a slow link) its submit fails.  The
+ * probe must not be lost: a half-open breaker whose probe never reports
+ * lets nothing through again, ever.
+ */
+TEST(breaker_probe_survives_a_full_request_queue)
+{
+	struct env *e = setup(_metadata, 1, 14800, 0, CONFIG_SHIP_REPLICATE, 0);
+	struct wide_check *c = calloc(1, sizeof(*c));
+	struct proxy px = { 0 };
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	ASSERT_EQ(0, proxy_start(e, &px, 14801, 14800));
+	env_config(e, 1, 14801, 0, CONFIG_SHIP_REPLICATE);
+	e->cfg.ship_window_min = 1;
+	e->cfg.ship_window_max = 8;	/* the link's queues hold 72 */
+	e->cfg.ship_breaker_failures = 1;
+	e->cfg.ship_breaker_open_ms = 200;
+	ASSERT_EQ(0, commit_wide_round(e, WIDE_PARTS, 0));
+	ASSERT_EQ(0, env_ship(e));
+	ASSERT_TRUE(run_until(e, spool_empty, NULL, 20000));
+
+	/* the region goes away: the breaker opens */
+	srv_kill(&e->srv[0]);
+	ASSERT_TRUE(run_until(e, disconnected_open, NULL, 10000));
+	run_until(e, never, NULL, 300);		/* past breaker_open_ms */
+	/* it comes back over a slow link: 160 reconciles queue up */
+	ASSERT_EQ(0, proxy_cmd(&px, "set latency_ms 40\n"));
+	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	ASSERT_TRUE(run_until(e, reconnected, NULL, 10000));
+	run_until(e, never, NULL, 1500);
+	ASSERT_EQ(0, proxy_cmd(&px, "set latency_ms 0\n"));
+
+	/* new batches must flow once the reconciles are through */
+	ASSERT_EQ(0, commit_wide_round(e, WIDE_PARTS, 1));
+	ship_kick(e->ship);
+	EXPECT_TRUE(run_until(e, spool_empty, NULL, 20000));
+	EXPECT_STREQ("closed", region_st(e, 0).breaker);
+	EXPECT_EQ(0u, wide_faults(e, 0, WIDE_PARTS, 2, c));
+	proxy_kill(&px);
+	free(c);
+	env_free(e);
+}
+
+/*
+ * Status with a big backlog: lag is kept incrementally, not walked.  The
+ * time one ship_region_status() call takes is printed (no assertion on
+ * it: perf is for benchmarks); the counts are checked exactly as rows are
+ * added and delivered.
+ */
+#define BIG_ROWS	100000u
+#define BIG_PARTS	64u
+
+static int commit_big(struct env *e, unsigned int rows, unsigned int nparts,
+		      uint64_t *seq)
+{
+	struct spool_append *a = calloc(1000, sizeof(*a));
+	void **bufs = calloc(1000, sizeof(*bufs));
+	int ret = 0;
+
+	if (!a || !bufs)
+		return -ENOMEM;
+	for (unsigned int done = 0; done < rows && !ret;) {
+		unsigned int n = rows - done < 1000 ? rows - done : 1000;
+
+		for (unsigned int i = 0; i < n && !ret; i++) {
+			uint32_t part = (done + i) % nparts;
+			struct batch_meta m = {
+				.source = BATCH_SRC_SOCKET, .partition = part,
+				.epoch = EPOCH, .first_seq = seq[part],
+				.count = 2,
+			};
+			unsigned char rec[2 * EVRING_REC_SIZE(8)] = { 0 };
+			struct evring_rec r = { .len = 8, .ts_ns = 1 };
+			size_t len;
+
+			r.seq = seq[part];
+			memcpy(rec, &r, sizeof(r));
+			r.seq++;
+			memcpy(rec + EVRING_REC_SIZE(8), &r, sizeof(r));
+			strcpy(m.host_id, HOST);
+			ret = batch_encode(&m, rec, sizeof(rec), NULL, 0,
+					   BATCH_COMP_NONE, &bufs[i], &len);
+			a[i].batch = bufs[i];
+			a[i].len = len;
+			seq[part] += 2;
+			a[i].position = seq[part];
+		}
+		if (!ret)
+			ret = spool_commit(e->spool, a, n, NULL, 0, NULL, 0);
+		for (unsigned int i = 0; i < n; i++) {
+			free(bufs[i]);
+			bufs[i] = NULL;
+		}
+		done += n;
+	}
+	free(a);
+	free(bufs);
+	return ret;
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool lag_is(struct env *e, void *arg)
+{
+	struct ship_region_status st = region_st(e, 0);
+
+	return st.lag_batches == *(uint64_t *)arg;
+}
+
+TEST(status_with_100k_backlog_is_incremental_and_exact)
+{
+	/* the region is down: nothing ships */
+	struct env *e = setup(_metadata, 1, 14803, 0, CONFIG_SHIP_REPLICATE, 0);
+	uint64_t seq[BIG_PARTS], t0, t1, want;
+	struct ship_region_status st;
+
+	ASSERT_NE(NULL, e);
+	for (unsigned int i = 0; i < BIG_PARTS; i++)
+		seq[i] = 1;
+	srv_kill(&e->srv[0]);
+	ASSERT_EQ(0, commit_big(e, BIG_ROWS, BIG_PARTS, seq));
+	ASSERT_EQ(0, env_ship(e));
+	run_until(e, never, NULL, 50);
+	t0 = mono_us();
+	ASSERT_EQ(0, ship_region_status(e->ship, 0, &st));
+	t1 = mono_us();
+	fprintf(stderr, "# ship_region_status with %u rows in %u partitions:"
+		" %" PRIu64 " us\n", BIG_ROWS, BIG_PARTS, t1 - t0);
+	EXPECT_EQ(BIG_ROWS, st.lag_batches);
+	EXPECT_EQ(2u * BIG_ROWS, st.lag_events);
+	EXPECT_LT(0u, st.lag_ms);
+	t0 = mono_us();
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(0, ship_region_status(e->ship, 0, &st));
+	t1 = mono_us();
+	fprintf(stderr, "# and then: %" PRIu64 " us a call\n", (t1 - t0) / 10);
+
+	/* rows added while running are counted */
+	ASSERT_EQ(0, commit_big(e, 1000, BIG_PARTS, seq));
+	ship_kick(e->ship);
+	want = BIG_ROWS + 1000;
+	ASSERT_EQ(0, ship_region_status(e->ship, 0, &st));
+	EXPECT_EQ(want, st.lag_batches);
+	EXPECT_EQ(2 * want, st.lag_events);
+
+	/* the region comes up: it all ships, lag goes to 0 */
+	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	want = 0;
+	ASSERT_TRUE(run_until(e, lag_is, &want, 60000));
+	ASSERT_TRUE(run_until(e, spool_empty, NULL, 5000));
+	st = region_st(e, 0);
+	EXPECT_EQ(0u, st.lag_events);
+	EXPECT_EQ(0u, st.lag_ms);
+	EXPECT_EQ(BIG_ROWS + 1000, st.shipped_batches);
+	env_free(e);
+}
+
+/*
+ * A JetStream API request over the plain NATS protocol (what an operator's
+ * "nats stream rm" does); *@ok when the reply says "success":true.
+ */
+static int js_api(int port, const char *subject, bool *ok)
+{
+	struct sockaddr_in a = {
+		.sin_family = AF_INET,
+		.sin_port = htons(port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	char buf[8192], cmd[512];
+	size_t have = 0;
+	uint64_t end = now_ms() + 5000;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -ECONNREFUSED;
+	}
+	snprintf(cmd, sizeof(cmd), "CONNECT {\"verbose\":false}\r\n"
+		 "SUB _INBOX.review 1\r\nPUB %s _INBOX.review 0\r\n\r\n",
+		 subject);
+	if (write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd)) {
+		close(fd);
+		return -EIO;
+	}
+	while (now_ms() < end && have < sizeof(buf) - 1) {
+		ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+
+		if (n <= 0)
+			break;
+		have += n;
+		buf[have] = 0;
+		if (strstr(buf, "MSG _INBOX.review") && strstr(buf, "}\r\n"))
+			break;
+	}
+	close(fd);
+	buf[have] = 0;
+	*ok = strstr(buf, "\"success\":true") != NULL;
+	return strstr(buf, "MSG _INBOX.review") ? 0 : -ETIMEDOUT;
+}
+
+/*
+ * An operator deletes the region's stream while evringd runs; ENSURE
+ * creates it again (create_stream).  The cursors then point past an empty
+ * stream: the engine must neither stall (its expected last sequences are
+ * the old stream's) nor skip a batch the spool still holds for the
+ * region.  What the deleted stream held is gone with it: the engine does
+ * not rewind cursors (docs/SHIPPING.md).
+ */
+TEST(stream_deleted_while_running_is_recreated_and_nothing_held_is_lost)
+{
+	struct env *e = setup(_metadata, 1, 14804, 0, CONFIG_SHIP_REPLICATE, 0);
+	struct check *c = calloc(1, sizeof(*c));
+	bool ok = false;
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, c);
+	ASSERT_EQ(0, commit_n(e, 40));
+	e->feed_to = 40;
+	ASSERT_EQ(0, env_ship(e));
+	ASSERT_TRUE(run_until(e, all_delivered, NULL, 10000));
+
+	ASSERT_EQ(0, js_api(14804, "$JS.API.STREAM.DELETE." STREAM, &ok));
+	ASSERT_TRUE(ok);
+	/* the spool keeps growing meanwhile */
+	env_feed(e, 80);
+	ASSERT_TRUE(run_until(e, all_delivered, NULL, 20000));
+
+	ASSERT_EQ(0, read_stream(e, 0, c));
+	/* batches 41..80 exactly once; 1..40 went with the old stream */
+	for (uint32_t p = 0; p < NPARTS; p++)
+		for (uint64_t s = 1; s < e->next_seq[p]; s++)
+			EXPECT_EQ(s < e->next_seq[p] - 30 ? 0u : 1u,
+				  c->seen[p][s]);
+	EXPECT_EQ(0u, c->out_of_order);
+	EXPECT_EQ(40u, c->messages);
+	free(c);
+	env_free(e);
+}
+
+static bool reconnected_b(struct env *e, void *arg)
+{
+	struct ship_region_status st = region_st(e, 1);
+
+	return st.connected && !st.parked;
+}
+
+static bool b_parked(struct env *e, void *arg)
+{
+	return region_st(e, 1).parked;
+}
+
+static bool lags_are(struct env *e, void *arg)
+{
+	const uint64_t *want = arg;
+
+	return region_st(e, 0).lag_batches == want[0] &&
+	       region_st(e, 1).lag_batches == want[1];
+}
+
+/* Lag stays exact across acks, a parked region's trims and its return. */
+TEST(lag_exact_across_trims_parking_and_return)
+{
+	struct env *e = setup(_metadata, 2, 14805, 14806,
+			      CONFIG_SHIP_REPLICATE, 0);
+	struct ship_region_status a, b;
+	uint64_t want[2];
+
+	ASSERT_NE(NULL, e);
+	srv_kill(&e->srv[1]);		/* b is down */
+	ASSERT_EQ(0, commit_n(e, 40));
+	e->feed_to = 40;
+	ASSERT_EQ(0, env_ship(e));
+	ASSERT_TRUE(run_until(e, all_delivered, "a", 10000));
+	run_until(e, never, NULL, 100);	/* a commit or two */
+	a = region_st(e, 0);
+	b = region_st(e, 1);
+	EXPECT_EQ(0u, a.lag_batches);
+	EXPECT_EQ(0u, a.lag_events);
+	EXPECT_EQ(40u, b.lag_batches);
+	EXPECT_EQ(120u, b.lag_events);
+	EXPECT_LT(0u, b.lag_ms);
+
+	/* b parks: its rows are trimmed; what is gone is no lag */
+	e->cfg.ship_lag_limit_s = 1;
+	ship_reconfigure(e->ship, &e->cfg);
+	ASSERT_TRUE(run_until(e, b_parked, NULL, 5000));
+	ASSERT_TRUE(run_until(e, spool_empty, NULL, 5000));
+	want[0] = want[1] = 0;
+	EXPECT_TRUE(run_until(e, lags_are, want, 1000));
+	/* b returns: unparked, it gets what is spooled from now on */
+	ASSERT_EQ(0, srv_start(&e->srv[1]));
+	ASSERT_TRUE(run_until(e, reconnected_b, NULL, 10000));
+	env_feed(e, 60);
+	ASSERT_TRUE(run_until(e, all_delivered, "ab", 10000));
+	EXPECT_TRUE(run_until(e, lags_are, want, 1000));
+	b = region_st(e, 1);
+	EXPECT_FALSE(b.parked);
+	EXPECT_EQ(20u, b.shipped_batches);
 	env_free(e);
 }
 
