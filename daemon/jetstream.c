@@ -676,6 +676,17 @@ static void do_last(struct js_link *l, jsCtx *js, jsOptions *jo,
 	r->stream_seq = natsMsg_GetSequence(m);
 	if (natsMsgHeader_Get(m, HDR_MSG_ID, &id) == NATS_OK && id)
 		snprintf(r->msg_id, sizeof(r->msg_id), "%s", id);
+	id = NULL;
+	if (natsMsgHeader_Get(m, JS_HDR_COUNT, &id) == NATS_OK && id &&
+	    *id >= '0' && *id <= '9') {
+		char *end;
+		unsigned long long c;
+
+		errno = 0;
+		c = strtoull(id, &end, 10);
+		if (!errno && !*end && c <= UINT32_MAX)
+			r->count = c;
+	}
 	natsMsg_Destroy(m);
 }
 

@@ -155,6 +155,12 @@ struct js_result {
 	uint64_t stream_seq;
 	/* LAST (OK): the stored message's Nats-Msg-Id, "" when it has none */
 	char msg_id[JS_MSGID_MAX];
+	/*
+	 * LAST (OK): the stored message's Evring-Count header (records in
+	 * it, possibly of several spooled batches); 0 when it has none or
+	 * it is not a decimal number in 1..2^32-1.
+	 */
+	uint64_t count;
 };
 
 struct js_link;

@@ -73,6 +73,8 @@ struct ship_replay {
 struct ship_suspect {
 	bool set;
 	struct spool_batch_row row;
+	struct spool_batch_row last;	/* its last row (== row: alone) */
+	uint64_t expect;		/* the last subject seq it expected */
 };
 
 /* One (region, partition). */
@@ -90,14 +92,24 @@ struct ship_rp {
 	uint64_t tag;
 	enum pub_kind kind;
 	struct spool_batch_row row;	/* batch in flight or dead-lettered */
+	/* PUB_BATCH in flight: the message's last row (== row: alone) */
+	struct spool_batch_row last;
+	unsigned int nrows;		/* spooled rows in it */
+	uint64_t mcount, mbytes;	/* its records, body bytes */
+	bool nomerge;			/* a merge from row was refused */
 	struct ship_replay *replay;	/* PUB_REPLAY */
 	bool deleting;			/* RECONCILING: a DELETE, not LAST */
 	/* dead letter pending: its marker is the next thing sent */
 	bool dead_pending;
 	uint64_t dead_id;
 	char dead_reason[SPOOL_TEXT_MAX + 1];
-	/* a publish of unknown outcome, until a reconcile settles it */
+	/*
+	 * A publish of unknown outcome: it may still land while the
+	 * subject's last sequence is the one it expected (suspect_prune).
+	 */
 	struct ship_suspect suspect;
+	/* the last replay stored here: (epoch, first_seq) at stream seq */
+	uint64_t replayed_seq, replayed_epoch, replayed_first;
 	/* nothing after @empty_after as of the spool's @empty_last id */
 	uint64_t empty_after, empty_last;
 	uint64_t gap_logged;		/* row id whose gap was logged */
@@ -153,6 +165,7 @@ struct ship_params {
 	uint32_t dead_letter_after;
 	uint32_t lag_limit_s;
 	uint32_t failback_hold_ms;
+	uint64_t max_message;		/* a merged batch's raw bytes */
 };
 
 struct ship {
@@ -380,36 +393,44 @@ static uint64_t part_global(const struct ship *sh, const struct ship_part *p)
 	return g;
 }
 
-/* A publish of the partition is out (or a marker is due) somewhere. */
+/*
+ * A publish of the partition is out somewhere.  A dead-letter marker that
+ * is only owed (its region down) does not hold the partition: the marker
+ * stays owed to that region, the batches move on (part_after).
+ */
 static bool part_busy(const struct ship *sh, const struct ship_part *p)
 {
 	for (unsigned int r = 0; r < sh->nreg; r++)
-		if (p->rp[r].state == RP_INFLIGHT || p->rp[r].dead_pending)
+		if (p->rp[r].state == RP_INFLIGHT)
 			return true;
 	return false;
+}
+
+/*
+ * Failover: the route sends the first row after this, G or a batch some
+ * region dead-lettered and still owes the marker of, whichever is later:
+ * that batch is in the dead-letter table and must not reach a stream too.
+ */
+static uint64_t part_after(const struct ship *sh, const struct ship_part *p)
+{
+	uint64_t after = part_global(sh, p);
+
+	for (unsigned int r = 0; r < sh->nreg; r++)
+		if (p->rp[r].dead_pending && p->rp[r].row.id > after)
+			after = p->rp[r].row.id;
+	return after;
 }
 
 struct row_find {
 	bool found;
 	struct spool_batch_row row;
-	uint64_t epoch, first_seq;	/* row_match_cb: what to find */
+	uint64_t epoch, first_seq;	/* rp_settle: what it looks for */
 };
 
 static int row_first_cb(const struct spool_batch_row *r, void *arg)
 {
 	struct row_find *f = arg;
 
-	f->row = *r;
-	f->found = true;
-	return 1;
-}
-
-static int row_match_cb(const struct spool_batch_row *r, void *arg)
-{
-	struct row_find *f = arg;
-
-	if (r->epoch != f->epoch || r->first_seq != f->first_seq)
-		return 0;
 	f->row = *r;
 	f->found = true;
 	return 1;
@@ -677,6 +698,217 @@ static void rp_advance(struct ship_rp *rp, const struct spool_batch_row *row,
 	rp->dirty = true;
 }
 
+/* --- coalescing ------------------------------------------------------ */
+
+/*
+ * A partition's rows waiting behind an idle (region, partition) go out as
+ * one message: decoded, their records concatenated, every loss entry
+ * carried, encoded once (zstd).  The message is still one EVB1 batch, named
+ * by its first row (message id, Evring-First-Seq) and counting all its
+ * records (Evring-Count), so consumers see one batch.  Only whole rows of
+ * one epoch with contiguous seqs and records (not loss-only rows) are
+ * merged; a dead-letter marker or a replay is always sent alone, before
+ * any batch (rp_pump), so no merge spans them.
+ */
+#define SHIP_MERGE_ROWS		1024	/* spooled rows in one message */
+
+struct ship_merged {
+	void *body;			/* malloc'ed encoded batch */
+	size_t len;
+	struct spool_batch_row last;	/* the last row it holds */
+	unsigned int nrows;
+	uint64_t count;			/* records */
+};
+
+struct merge_walk {
+	struct spool_batch_row *rows;
+	unsigned int n;
+	uint64_t bytes, budget;		/* stored bytes: sum, bound */
+};
+
+static int merge_walk_cb(const struct spool_batch_row *r, void *arg)
+{
+	struct merge_walk *w = arg;
+	const struct spool_batch_row *prev = &w->rows[w->n - 1];
+
+	if (w->n >= SHIP_MERGE_ROWS || !r->count || r->epoch != prev->epoch ||
+	    r->first_seq != row_last_seq(prev) + 1 ||
+	    w->bytes + r->bytes > w->budget)
+		return 1;
+	w->rows[w->n++] = *r;
+	w->bytes += r->bytes;
+	return 0;
+}
+
+struct merge_buf {
+	unsigned char *rec;		/* records, concatenated */
+	size_t rec_len, rec_cap;
+	struct batch_loss *loss;	/* BATCH_LOSS_MAX entries */
+	unsigned int nloss;
+	uint64_t count;
+	struct batch_meta meta;		/* of the first row */
+	/* per row taken: records, loss entries and count up to its end */
+	size_t *rec_end;
+	unsigned int *loss_end;
+	uint64_t *count_end;
+};
+
+/*
+ * Append spooled row @row to @b: 0; -EMSGSIZE when it does not fit
+ * @raw_max raw bytes or the loss entries bound; -EBADMSG when its body is
+ * not the batch its row says; -errno.
+ */
+static int merge_add(struct ship *sh, struct merge_buf *b, unsigned int i,
+		     const struct spool_batch_row *row, uint64_t raw_max)
+{
+	struct batch_view v;
+	void *body = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = spool_get_batch(sh->spool, row->id, &body, &len, NULL);
+	if (ret)
+		return ret;
+	ret = batch_decode(body, len, &v);
+	if (ret)
+		goto out;
+	ret = -EBADMSG;
+	if (v.meta.source != row->source || v.meta.partition != row->partition ||
+	    v.meta.epoch != row->epoch || v.meta.first_seq != row->first_seq ||
+	    v.meta.count != row->count || (i && strcmp(v.meta.host_id,
+						       b->meta.host_id)))
+		goto release;
+	ret = -EMSGSIZE;
+	if (b->nloss + v.nloss > BATCH_LOSS_MAX ||
+	    BATCH_HDR_LEN + b->rec_len + v.records_len +
+	    (uint64_t)(b->nloss + v.nloss) * BATCH_LOSS_SIZE > raw_max)
+		goto release;
+	if (b->rec_len + v.records_len > b->rec_cap) {
+		size_t cap = (b->rec_len + v.records_len) * 2;
+		unsigned char *n = realloc(b->rec, cap);
+
+		ret = -ENOMEM;
+		if (!n)
+			goto release;
+		b->rec = n;
+		b->rec_cap = cap;
+	}
+	memcpy(b->rec + b->rec_len, v.records, v.records_len);
+	b->rec_len += v.records_len;
+	for (unsigned int k = 0; k < v.nloss; k++)
+		batch_view_loss(&v, k, &b->loss[b->nloss++]);
+	if (!i)
+		b->meta = v.meta;
+	b->count += v.meta.count;
+	b->rec_end[i] = b->rec_len;
+	b->loss_end[i] = b->nloss;
+	b->count_end[i] = b->count;
+	ret = 0;
+release:
+	batch_view_release(&v);
+out:
+	free(body);
+	return ret;
+}
+
+/* The first @n rows of @b as one zstd batch of @m's message size. */
+static int merge_encode(const struct merge_buf *b, unsigned int n,
+			struct ship_msg *m, void **out, size_t *out_len)
+{
+	struct batch_meta meta = b->meta;
+
+	meta.count = b->count_end[n - 1];
+	snprintf(m->v_count, sizeof(m->v_count), "%" PRIu64,
+		 b->count_end[n - 1]);
+	return batch_encode(&meta, b->rec, b->rec_end[n - 1], b->loss,
+			    b->loss_end[n - 1], BATCH_COMP_ZSTD, out, out_len);
+}
+
+/*
+ * Coalesce the rows waiting after @first (which @m names) into one batch
+ * of at most ship.max_message raw bytes whose message, headers included,
+ * fits the region's max_payload.  1 and *@out (m's Evring-Count set to the
+ * merged count); 0: send @first alone, byte for byte as spooled (nothing
+ * waits behind it, or it cannot be merged); -errno.
+ */
+static int rp_merge(struct ship *sh, struct ship_region *r,
+		    struct ship_part *p, const struct spool_batch_row *first,
+		    struct ship_msg *m, struct ship_merged *out)
+{
+	struct merge_walk w = { .n = 1, .bytes = first->bytes };
+	struct merge_buf b = { 0 };
+	uint64_t hdr = msg_wire_size(m, 0) + 16;	/* a longer count */
+	uint64_t raw_max = sh->p.max_message;
+	unsigned int n = 0;
+	void *enc = NULL;
+	size_t enc_len = 0;
+	int ret;
+
+	if (!first->count)
+		return 0;
+	w.budget = r->max_payload <= 0 ? UINT64_MAX :
+		   (uint64_t)r->max_payload > hdr ?
+		   (uint64_t)r->max_payload - hdr : 0;
+	if (raw_max > BATCH_BODY_MAX)
+		raw_max = BATCH_BODY_MAX;
+	w.rows = malloc(SHIP_MERGE_ROWS * sizeof(*w.rows));
+	if (!w.rows)
+		return -ENOMEM;
+	w.rows[0] = *first;
+	ret = spool_foreach_row(sh->spool, first->id, true, p->source,
+				p->partition, SHIP_MERGE_ROWS - 1, merge_walk_cb,
+				&w);
+	if (ret >= 0)
+		ret = 0;	/* 1: the walk stopped at a row not taken */
+	if (ret < 0 || w.n < 2)
+		goto out;
+	b.loss = malloc(BATCH_LOSS_MAX * sizeof(*b.loss));
+	b.rec_end = malloc(w.n * sizeof(*b.rec_end));
+	b.loss_end = malloc(w.n * sizeof(*b.loss_end));
+	b.count_end = malloc(w.n * sizeof(*b.count_end));
+	ret = -ENOMEM;
+	if (!b.loss || !b.rec_end || !b.loss_end || !b.count_end)
+		goto out;
+	/* Take rows while they fit; a row that cannot be read ends it. */
+	for (n = 0; n < w.n; n++)
+		if (merge_add(sh, &b, n, &w.rows[n], raw_max))
+			break;
+	/* zstd of the whole is about the sum of the parts: check, shrink. */
+	while (n >= 2) {
+		ret = merge_encode(&b, n, m, &enc, &enc_len);
+		if (ret)
+			goto out;
+		if (r->max_payload <= 0 ||
+		    msg_wire_size(m, enc_len) <= (uint64_t)r->max_payload)
+			break;
+		free(enc);
+		enc = NULL;
+		n /= 2;
+	}
+	ret = 0;
+	if (n < 2 || !enc)
+		goto out;
+	out->body = enc;
+	out->len = enc_len;
+	out->last = w.rows[n - 1];
+	out->nrows = n;
+	out->count = b.count_end[n - 1];
+	enc = NULL;
+	ret = 1;
+out:
+	if (ret != 1)	/* alone: the count of @first */
+		snprintf(m->v_count, sizeof(m->v_count), "%" PRIu32,
+			 first->count);
+	free(enc);
+	free(b.rec);
+	free(b.loss);
+	free(b.rec_end);
+	free(b.loss_end);
+	free(b.count_end);
+	free(w.rows);
+	return ret;
+}
+
 /*
  * Submit one publish for @rp: the batch @row (body from the spool), its
  * dead-letter marker, or a replay.  Returns true when submitted.
@@ -686,6 +918,7 @@ static bool rp_publish(struct ship *sh, struct ship_region *r,
 		       struct ship_replay *rep, uint64_t now)
 {
 	struct ship_msg m;
+	struct ship_merged mg = { .nrows = 1 };
 	void *body = NULL;
 	size_t len = 0;
 	struct ship_part *p = sh->parts[pi];
@@ -716,7 +949,13 @@ static bool rp_publish(struct ship *sh, struct ship_region *r,
 		}
 		return false;
 	}
-	if (kind == PUB_BATCH) {
+	if (kind == PUB_BATCH && !rp->perm && !rp->nomerge &&
+	    rp_merge(sh, r, p, row, &m, &mg) == 1) {
+		body = mg.body;
+		len = mg.len;
+		m.req.data = body;
+		m.req.len = len;
+	} else if (kind == PUB_BATCH) {
 		struct spool_batch_row got;
 
 		ret = spool_get_batch(sh->spool, row->id, &body, &len, &got);
@@ -749,8 +988,13 @@ static bool rp_publish(struct ship *sh, struct ship_region *r,
 		r->retries++;
 	rp->tag = m.req.tag;
 	rp->kind = kind;
-	if (kind == PUB_BATCH)
+	if (kind == PUB_BATCH) {
 		rp->row = *row;
+		rp->last = mg.nrows > 1 ? mg.last : *row;
+		rp->nrows = mg.nrows;
+		rp->mcount = mg.nrows > 1 ? mg.count : row->count;
+		rp->mbytes = len;
+	}
 	rp->replay = rep;
 	if (rep)
 		rep->inflight = true;
@@ -849,22 +1093,199 @@ static bool msg_id_parse(const struct ship *sh, const struct ship_part *p,
 	return !*end || !strcmp(end, "/dead");
 }
 
+struct span_find {
+	uint64_t epoch, first_seq, end;	/* the message: seqs first..end */
+	uint64_t count;			/* its records, 0: unknown */
+	bool found, past;		/* past: a row crosses start or end */
+	struct spool_batch_row first, last;
+};
+
+static int span_find_cb(const struct spool_batch_row *r, void *arg)
+{
+	struct span_find *f = arg;
+
+	if (!f->count) {	/* one row: the one that starts there */
+		if (r->epoch != f->epoch || r->first_seq != f->first_seq)
+			return 0;
+		f->found = true;
+		f->first = f->last = *r;
+		return 1;
+	}
+	if (r->epoch != f->epoch || row_last_seq(r) < f->first_seq)
+		return 0;	/* another epoch, or before the message */
+	if (r->first_seq > f->end)
+		return 1;	/* after it */
+	if (r->first_seq < f->first_seq || row_last_seq(r) > f->end) {
+		f->past = true;	/* a row across its start or end */
+		return 1;
+	}
+	if (!f->found)
+		f->first = *r;
+	f->found = true;
+	f->last = *r;
+	return row_last_seq(r) == f->end;
+}
+
 /*
- * The stream's last message on the subject is (@epoch, @first_seq) at
- * @seq.  Decide what this region holds: adopt it as the cursor, keep the
- * cursor, or (failover) delete a stray copy of a batch another region
- * holds.  Returns true when a DELETE was submitted.
+ * A stored message starts at (@epoch, @first_seq) and holds @count records
+ * (0: unknown, then it is the one row that starts there): find the rows
+ * after @rp's cursor that it holds, whole (messages hold whole rows; the
+ * cursor normally sits at a message's end, but may have been restored to
+ * an older one).  1 and *@first, *@last: the first such row and the one
+ * whose last seq is first_seq + count - 1; 0: it holds none of them;
+ * -errno.  A message that does not end with a row (never sent so) is
+ * logged, and only the whole rows before the break are reported.
+ */
+static int rp_span_find(struct ship *sh, struct ship_region *r,
+			struct ship_part *p, struct ship_rp *rp,
+			uint64_t epoch, uint64_t first_seq, uint64_t count,
+			struct spool_batch_row *first,
+			struct spool_batch_row *last)
+{
+	struct span_find f = {
+		.epoch = epoch, .first_seq = first_seq, .count = count,
+		.end = count ? first_seq + count - 1 : 0,
+	};
+	int ret;
+
+	ret = spool_foreach_row(sh->spool, rp->cur.batch_id, true, p->source,
+				p->partition, 0, span_find_cb, &f);
+	if (ret < 0)
+		return ret;
+	if (count && (f.past || (f.found && row_last_seq(&f.last) != f.end)))
+		log_error("region \"%s\": %s: stored message epoch %" PRIu64
+			  " seqs %" PRIu64 "..%" PRIu64 " does not end with a "
+			  "spooled row; %s", r->name, p->token, epoch,
+			  first_seq, f.end, f.found ?
+			  "taking the whole rows before the break" :
+			  "taking none");
+	if (!f.found)
+		return 0;
+	if (count && f.first.first_seq != first_seq &&
+	    (rp->cur.epoch != epoch ||
+	     rp->cur.last_seq + 1 != f.first.first_seq)) {
+		/*
+		 * Its first rows are neither here nor this region's: they
+		 * were trimmed (failover: another region has them), so its
+		 * first row's id is at most the partition's trim point.
+		 */
+		f.first.id = p->trimmed;
+		f.first.first_seq = first_seq;
+	}
+	*first = f.first;
+	*last = f.last;
+	return 1;
+}
+
+/*
+ * After a reconcile learnt the subject's last sequence: a publish of
+ * unknown outcome can still land only while that is the sequence it
+ * expected; once the subject moved past it (or it was found, which moved
+ * it), it is forgotten.  Until then a reconcile that finds it recognises
+ * it even when its rows were trimmed meanwhile.
+ */
+static void suspect_prune(struct ship_rp *rp)
+{
+	if (rp->suspect.set && rp->suspect.expect != rp->lss)
+		rp->suspect.set = false;
+}
+
+/* A replay of (@epoch, @first_seq) is stored here at @seq. */
+static void rp_replayed_at(struct ship_rp *rp, uint64_t epoch,
+			   uint64_t first_seq, uint64_t seq)
+{
+	rp->replayed_seq = seq;
+	rp->replayed_epoch = epoch;
+	rp->replayed_first = first_seq;
+}
+
+/* "<...>/dead": a dead-letter marker's message id. */
+static bool msg_id_is_marker(const char *id)
+{
+	size_t n = strlen(id);
+
+	return n > 5 && !strcmp(id + n - 5, "/dead");
+}
+
+/*
+ * The last message is the replay of a dead letter: one queued for this
+ * (region, partition) whose outcome was unknown (it is delivered: the
+ * dead letter leaves the table), or the last one delivered here.  Either
+ * way it is the replay's delivery, never a stray copy of the batch (the
+ * batch's row may still be spooled): the cursor stays.  true: it was.
+ */
+static bool rp_replay_landed(struct ship *sh, struct ship_region *r,
+			     unsigned int pi, struct ship_rp *rp,
+			     const char *msg_id, uint64_t epoch,
+			     uint64_t first_seq, uint64_t seq)
+{
+	for (struct ship_replay *x = sh->replays; x; x = x->next) {
+		if (x->region != r->idx || x->part != pi || x->inflight ||
+		    strcmp(x->msg_id, msg_id))
+			continue;
+		if (!spool_dead_delete(sh->spool, x->dead_id))
+			log_info("region \"%s\": dead letter %" PRIu64
+				 " replayed", r->name, x->dead_id);
+		replay_drop(sh, x);
+		rp_replayed_at(rp, epoch, first_seq, seq);
+		return true;
+	}
+	return rp->replayed_seq == seq && rp->replayed_epoch == epoch &&
+	       rp->replayed_first == first_seq;
+}
+
+/*
+ * The last message is a dead-letter marker of (@epoch, @first_seq) at
+ * @seq.  The one this rp still owes: it is there, the cursor moves past
+ * its batch and it is not sent again.  Another (e.g. from before a
+ * restart): its batch is adopted when still spooled after the cursor.  A
+ * marker is never deleted as a stray: it copies no batch.
+ */
+static void rp_marker_found(struct ship *sh, struct ship_region *r,
+			    struct ship_part *p, struct ship_rp *rp,
+			    uint64_t epoch, uint64_t first_seq, uint64_t seq,
+			    uint64_t now)
+{
+	struct spool_batch_row first, last;
+	int ret;
+
+	if (rp->dead_pending && rp->row.epoch == epoch &&
+	    rp->row.first_seq == first_seq) {
+		rp_advance(rp, &rp->row, seq);
+		rp->dead_pending = false;
+		return;
+	}
+	/* a marker names one row */
+	ret = rp_span_find(sh, r, p, rp, epoch, first_seq, 0, &first, &last);
+	if (ret < 0) {
+		ship_spool_error(sh, ret, "reconciling with the spool");
+		rp->fails++;
+		rp_backoff(sh, rp, RP_NEED_RECONCILE, now);
+		return;
+	}
+	if (ret > 0)
+		rp_advance(rp, &first, seq);
+}
+
+/*
+ * The stream's last message on the subject is (@epoch, @first_seq) with
+ * @count records (several rows when merged) at @seq.  Decide what this
+ * region holds: adopt its last row as the cursor, keep the cursor, or
+ * (failover) delete a stray copy when another region has any of its rows.
+ * Returns true when a DELETE was submitted.
  */
 static bool rp_settle(struct ship *sh, struct ship_region *r,
 		      struct ship_part *p, unsigned int pi,
 		      struct ship_rp *rp, uint64_t epoch, uint64_t first_seq,
-		      uint64_t seq, uint64_t now)
+		      uint64_t count, uint64_t seq, uint64_t now)
 {
 	struct row_find f = { .epoch = epoch, .first_seq = first_seq };
+	struct spool_batch_row first;	/* f.row: the last row it holds */
 	int ret;
 
-	ret = spool_foreach_row(sh->spool, rp->cur.batch_id, true, p->source,
-				p->partition, 0, row_match_cb, &f);
+	ret = rp_span_find(sh, r, p, rp, epoch, first_seq, count, &first,
+			   &f.row);
+	f.found = ret > 0;
 	if (ret < 0) {
 		ship_spool_error(sh, ret, "reconciling with the spool");
 		rp->fails++;
@@ -876,10 +1297,13 @@ static bool rp_settle(struct ship *sh, struct ship_region *r,
 	    rp->suspect.row.first_seq == first_seq &&
 	    rp->suspect.row.id > rp->cur.batch_id) {
 		/* Trimmed meanwhile, but we know which batch it was. */
-		f.row = rp->suspect.row;
+		first = f.row = rp->suspect.row;
+		if (count && row_last_seq(&rp->suspect.last) ==
+			     first_seq + count - 1)
+			f.row = rp->suspect.last;
 		f.found = true;
 	}
-	rp->suspect.set = false;
+	/* The suspect is kept or forgotten after the reconcile (prune). */
 	if (!f.found)
 		return false;	/* ours already, or trimmed: keep */
 	if (sh->mode == CONFIG_SHIP_FAILOVER) {
@@ -888,10 +1312,15 @@ static bool rp_settle(struct ship *sh, struct ship_region *r,
 
 			if (o == r->idx)
 				continue;
-			if (x->cur.batch_id >= f.row.id ||
-			    (x->state == RP_INFLIGHT && x->kind != PUB_REPLAY &&
+			/*
+			 * A marker still owed (or in flight) claims its own
+			 * batch only: its region sends nothing past it.
+			 */
+			if (x->cur.batch_id >= first.id ||
+			    (x->state == RP_INFLIGHT && x->kind == PUB_BATCH &&
 			     x->row.id <= f.row.id) ||
-			    (x->dead_pending && x->row.id <= f.row.id)) {
+			    (x->dead_pending && x->row.id >= first.id &&
+			     x->row.id <= f.row.id)) {
 				/* Another region has it: a stray copy. */
 				log_warn("region \"%s\": %s: deleting stray "
 					 "copy of epoch %" PRIu64 " seq %" PRIu64
@@ -900,7 +1329,10 @@ static bool rp_settle(struct ship *sh, struct ship_region *r,
 					 r->name, p->token, epoch, first_seq,
 					 seq, sh->reg[o].name);
 				rp->suspect.set = true;
-				rp->suspect.row = f.row;
+				rp->suspect.row = first;
+				rp->suspect.last = f.row;
+				/* found again while the DELETE is unknown */
+				rp->suspect.expect = seq;
 				rp_delete(sh, r, pi, rp, seq, now);
 				return true;
 			}
@@ -920,21 +1352,9 @@ static void rp_last_result(struct ship *sh, struct ship_region *r,
 	switch (res->cls) {
 	case JS_NOT_FOUND:
 		rp->lss = 0;
-		rp->suspect.set = false;
 		break;
 	case JS_OK:
 		rp->lss = res->stream_seq;
-		/* A replay that landed although its outcome was unknown. */
-		for (struct ship_replay *x = sh->replays; x; x = x->next)
-			if (x->region == r->idx && x->part == pi &&
-			    !x->inflight && !strcmp(x->msg_id, res->msg_id)) {
-				if (!spool_dead_delete(sh->spool, x->dead_id))
-					log_info("region \"%s\": dead letter %"
-						 PRIu64 " replayed", r->name,
-						 x->dead_id);
-				replay_drop(sh, x);
-				break;
-			}
 		if (!msg_id_parse(sh, p, res->msg_id, &epoch, &first_seq)) {
 			log_warn("region \"%s\": %s: last message (stream seq %"
 				 PRIu64 ", id \"%s\") is not evring's; "
@@ -942,7 +1362,18 @@ static void rp_last_result(struct ship *sh, struct ship_region *r,
 				 res->stream_seq, res->msg_id);
 			break;
 		}
-		if (rp_settle(sh, r, p, pi, rp, epoch, first_seq,
+		/* A replay's delivery is never a stray, nor a marker. */
+		if (rp_replay_landed(sh, r, pi, rp, res->msg_id, epoch,
+				     first_seq, res->stream_seq))
+			break;
+		if (msg_id_is_marker(res->msg_id)) {
+			rp_marker_found(sh, r, p, rp, epoch, first_seq,
+					res->stream_seq, now);
+			if (rp->state == RP_BACKOFF)
+				return;
+			break;
+		}
+		if (rp_settle(sh, r, p, pi, rp, epoch, first_seq, res->count,
 			      res->stream_seq, now))
 			return;		/* DELETE submitted */
 		if (rp->state == RP_BACKOFF)
@@ -958,6 +1389,10 @@ static void rp_last_result(struct ship *sh, struct ship_region *r,
 		rp_backoff(sh, rp, RP_NEED_RECONCILE, now);
 		return;
 	}
+	suspect_prune(rp);
+	/* Its marker (or a later batch) is there: not sent again. */
+	if (rp->dead_pending && rp->cur.batch_id >= rp->row.id)
+		rp->dead_pending = false;
 	rp->fails = 0;
 	rp->state = rp->stale ? RP_NEED_RECONCILE : RP_IDLE;
 	rp->empty_after = UINT64_MAX;
@@ -1013,6 +1448,17 @@ static void rp_publish_result(struct ship *sh, struct ship_region *r,
 	switch (res->cls) {
 	case JS_OK:
 	case JS_DUPLICATE:
+		if (res->cls == JS_DUPLICATE && kind == PUB_BATCH) {
+			/*
+			 * An earlier attempt with this message id is stored,
+			 * maybe holding other rows than this one (rows are
+			 * regrouped between attempts): the stream says which.
+			 */
+			r->duplicates++;
+			region_success(r, res->latency_us, now);
+			rp->state = RP_NEED_RECONCILE;
+			break;
+		}
 		/* Stored in the region; the cursor moves at the next tick. */
 		if (kind == PUB_BATCH)
 			failpoint(FP_SHIP_AFTER_PUBLISH);
@@ -1032,19 +1478,20 @@ static void rp_publish_result(struct ship *sh, struct ship_region *r,
 			else
 				log_info("region \"%s\": dead letter %" PRIu64
 					 " replayed", r->name, rep->dead_id);
+			rp_replayed_at(rp, rep->row.epoch, rep->row.first_seq,
+				       res->stream_seq);
 			replay_drop(sh, rep);
 		} else {
 			if (kind == PUB_MARKER)
 				rp->dead_pending = false;
 			else
 				latency_note(sh, r, &rp->row, res->latency_us);
-			rp_advance(rp, &rp->row, res->stream_seq);
+			rp_advance(rp, kind == PUB_BATCH ? &rp->last :
+				   &rp->row, res->stream_seq);
 			rp->perm = 0;
-			r->shipped_batches += kind == PUB_BATCH;
-			r->shipped_events += kind == PUB_BATCH ?
-					     rp->row.count : 0;
-			r->shipped_bytes += kind == PUB_BATCH ?
-					    rp->row.bytes : 0;
+			r->shipped_batches += kind == PUB_BATCH ? rp->nrows : 0;
+			r->shipped_events += kind == PUB_BATCH ? rp->mcount : 0;
+			r->shipped_bytes += kind == PUB_BATCH ? rp->mbytes : 0;
 		}
 		rp->state = rp->stale ? RP_NEED_RECONCILE : RP_IDLE;
 		break;
@@ -1060,6 +1507,9 @@ static void rp_publish_result(struct ship *sh, struct ship_region *r,
 		if (kind != PUB_REPLAY) {
 			rp->suspect.set = true;
 			rp->suspect.row = rp->row;
+			rp->suspect.last = kind == PUB_BATCH ? rp->last :
+					   rp->row;
+			rp->suspect.expect = rp->lss;	/* it was sent with */
 		}
 		rp->fails++;
 		rp_backoff(sh, rp, RP_NEED_RECONCILE, now);
@@ -1079,6 +1529,14 @@ static void rp_publish_result(struct ship *sh, struct ship_region *r,
 				  r->name, p->token, res->detail);
 			rp->dead_pending = false;
 			rp_advance(rp, &rp->row, rp->cur.stream_seq);
+			rp->state = RP_IDLE;
+		} else if (rp->nrows > 1) {
+			/* Not held against a row: its rows go alone now. */
+			log_warn("region \"%s\": %s: merged message refused (%s); "
+				 "sending its rows one by one", r->name,
+				 p->token, res->detail);
+			region_error(r, "%s: %s", p->token, res->detail);
+			rp->nomerge = true;
 			rp->state = RP_IDLE;
 		} else {
 			rp_permanent(sh, r, p, rp, &rp->row, res->detail, now);
@@ -1313,7 +1771,7 @@ static void rp_pump(struct ship *sh, struct ship_region *r, unsigned int pi,
 	if (sh->mode == CONFIG_SHIP_FAILOVER) {
 		if (p->route != r->idx)
 			return;
-		after = part_global(sh, p);
+		after = part_after(sh, p);
 	} else {
 		after = rp->cur.batch_id;
 	}
@@ -1323,6 +1781,7 @@ static void rp_pump(struct ship *sh, struct ship_region *r, unsigned int pi,
 		rp_check_gap(r, p, rp, &row);
 	if (rp->row.id != row.id) {
 		rp->perm = 0;	/* a new batch: its own attempts */
+		rp->nomerge = false;
 		rp->row = row;
 	}
 	rp_publish(sh, r, pi, rp, PUB_BATCH, &row, NULL, now);
@@ -1706,6 +2165,7 @@ static void ship_params_set(struct ship *sh, const struct evd_config *c)
 				  c->ship_dead_letter_after : 1;
 	sh->p.lag_limit_s = c->ship_lag_limit_s;
 	sh->p.failback_hold_ms = c->ship_failback_hold_ms;
+	sh->p.max_message = c->ship_max_message;
 }
 
 static int cursor_load_cb(const struct spool_cursor *c, void *arg)
