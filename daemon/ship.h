@@ -11,11 +11,13 @@
  *	SIGTERM        -> ship_free(sh)		in-flight publishes are
  *						reconciled at the next start
  *
- * Per (region, partition) one batch is in flight at a time, published with
- * message id "<host>/<source>-<partition>/<epoch>/<first_seq>" and the
+ * Per (region, partition) one message is in flight at a time: one spooled
+ * batch, or several waiting ones merged into one batch (docs/SHIPPING.md,
+ * "Coalescing"), published with message id
+ * "<host>/<source>-<partition>/<epoch>/<first_seq>" of its first row and the
  * expected last subject sequence of the region's stream, so the stream
  * refuses anything that would double or reorder a partition; across
- * partitions a region has up to its AIMD window of batches in flight.
+ * partitions a region has up to its AIMD window of messages in flight.
  * After an ambiguous outcome (deadline, broken connection, wrong last
  * sequence) nothing more is sent to that partition until the stream was
  * asked what it holds (JS_OP_LAST); in failover mode a copy found there
