@@ -15,8 +15,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,8 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +32,7 @@
 #include "batch.h"
 #include "jetstream.h"
 #include "kselftest_harness.h"
+#include "nats_server.h"
 
 #define NATS_SERVER	"/usr/sbin/nats-server"
 #define SCRATCH		"/tmp/verify-consume"
@@ -49,71 +46,23 @@
 
 /* --- a nats-server of our own ---------------------------------------- */
 
-static int tcp_ready(int port)
-{
-	struct sockaddr_in sa = {
-		.sin_family = AF_INET,
-		.sin_port = htons(port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
 /* A port of ours nothing listens on: one per test process. */
 static int pick_port(void)
 {
-	for (int i = 0; i < 98; i++) {
-		int port = PORT_BASE + (getpid() + i) % 98;
-
-		if (tcp_ready(port) == -ECONNREFUSED)
-			return port;
-	}
-	return -EADDRINUSE;
+	return nats_port_free(PORT_BASE, PORT_BASE + 97, getpid());
 }
 
+/* `nats-server -js` on @port, its store and log in @dir: its pid or -errno. */
 static pid_t nats_start(const char *dir, int port)
 {
-	char store[PATH_MAX], log[PATH_MAX], ports[16];
-	pid_t pid;
+	struct nats_srv s;
+	int ret;
 
-	snprintf(store, sizeof(store), "%s/js", dir);
-	snprintf(log, sizeof(log), "%s/nats.log", dir);
-	snprintf(ports, sizeof(ports), "%d", port);
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			      0600);
-
-		/* dies with the test, even when setup fails half way */
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ||
-		    prctl(PR_SET_PDEATHSIG, SIGKILL))
-			_exit(127);
-		execl(NATS_SERVER, NATS_SERVER, "-js", "-a", "127.0.0.1",
-		      "-p", ports, "-sd", store, (char *)NULL);
-		_exit(127);
-	}
-	/* Bounded: 200 x 50 ms. */
-	for (int i = 0; i < 200; i++) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-
-		if (tcp_ready(port) == 0)
-			return pid;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return -ECHILD;
-		nanosleep(&ts, NULL);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -ETIMEDOUT;
+	nats_srv_init(&s, dir, "nats", port);
+	snprintf(s.store, sizeof(s.store), "%s/js", dir);
+	s.conf[0] = '\0';		/* command line flags only */
+	ret = nats_srv_start(&s);
+	return ret ? ret : s.pid;
 }
 
 /* --- publishing with the daemon's adapter ---------------------------- */
@@ -813,7 +762,7 @@ TEST_F(consume, unreachable_region_is_exit_2_with_the_error)
 {
 	char want[128];
 
-	ASSERT_EQ(-ECONNREFUSED, tcp_ready(PORT_DEAD));
+	ASSERT_EQ(-ECONNREFUSED, nats_port_connect(PORT_DEAD));
 	CONSUME("--region", "dead");
 	ASSERT_EQ(2, self->r->status);
 	snprintf(want, sizeof(want),

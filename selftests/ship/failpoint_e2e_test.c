@@ -23,10 +23,9 @@
  * ship.* failpoints a real single-node nats-server -js on 127.0.0.1 (ports
  * 14700-14799; $NATS_SERVER overrides /usr/sbin/nats-server), R1 stream.
  */
-#include <sys/prctl.h>
-#include <netinet/in.h>
 #include "../e2e/e2e.h"
 #include "kselftest_harness.h"
+#include "nats_server.h"
 
 #define FP_PORT_LO	14700
 #define FP_PORT_HI	14799
@@ -36,85 +35,24 @@
 
 /* --- nats-server -------------------------------------------------------- */
 
-static bool port_open(int port)
-{
-	struct sockaddr_in a = {
-		.sin_family = AF_INET,
-		.sin_port = htons(port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
-}
-
 /*
  * A JetStream server on the first free port of our range, its store and
- * log in @dir.  0 (*@pid, *@port set) or -errno.
+ * log in @dir.  0 (@s running, *@port set) or -errno.
  */
-static int nats_start(const char *dir, pid_t *pid, int *port)
+static int nats_start(const char *dir, struct nats_srv *s, int *port)
 {
-	const char *bin = getenv("NATS_SERVER");
-	char conf[160], log[160], text[512];
-	uint64_t end;
-	int p, st;
+	int p = nats_port_free(FP_PORT_LO, FP_PORT_HI, 0);
+	int ret;
 
-	if (!bin || !*bin)
-		bin = "/usr/sbin/nats-server";
-	if (access(bin, X_OK))
-		return -ENOENT;
-	for (p = FP_PORT_LO; p <= FP_PORT_HI && port_open(p); p++)
-		;
-	if (p > FP_PORT_HI)
-		return -EADDRINUSE;
-	snprintf(conf, sizeof(conf), "%s/nats.conf", dir);
-	snprintf(log, sizeof(log), "%s/nats.log", dir);
-	snprintf(text, sizeof(text),
-		 "server_name: fp\nlisten: 127.0.0.1:%d\n"
-		 "jetstream {\n  store_dir: \"%s/js\"\n}\n", p, dir);
-	if (e2e_write_file(conf, text, strlen(text), 0600))
-		return -EIO;
-	*pid = fork();
-	if (*pid < 0)
-		return -errno;
-	if (*pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-			      0600);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(bin, "nats-server", "-c", conf, (char *)NULL);
-		_exit(127);
-	}
-	end = e2e_now_ms() + 10000;
-	while (!port_open(p)) {
-		if (waitpid(*pid, &st, WNOHANG) == *pid) {
-			*pid = 0;
-			return -ECHILD;
-		}
-		if (e2e_now_ms() > end)
-			return -ETIMEDOUT;
-		e2e_sleep_ms(20);
-	}
+	if (p < 0)
+		return p;
+	nats_srv_init(s, dir, "nats", p);
+	snprintf(s->store, sizeof(s->store), "%s/js", dir);
+	ret = nats_srv_write_conf(s, "fp", 0, NULL) ?: nats_srv_start(s);
+	if (ret)
+		return ret;
 	*port = p;
 	return 0;
-}
-
-static void nats_kill(pid_t *pid)
-{
-	if (*pid <= 0)
-		return;
-	kill(*pid, SIGKILL);
-	waitpid(*pid, NULL, 0);
-	*pid = 0;
 }
 
 /* --- the fixture -------------------------------------------------------- */
@@ -123,7 +61,7 @@ FIXTURE(fp) {
 	struct e2e_env e;
 	struct e2e_track *t;
 	struct e2e_sock_writer wo[FP_WRITERS];
-	pid_t nats;
+	struct nats_srv nats;
 	int port;
 };
 
@@ -142,7 +80,7 @@ FIXTURE_TEARDOWN(fp)
 	if (self->e.pid > 0)
 		e2e_daemon_kill(&self->e, SIGKILL);
 	e2e_reap_all();
-	nats_kill(&self->nats);
+	nats_srv_kill(&self->nats);
 	e2e_env_fini(&self->e);
 	e2e_track_free(self->t);
 }

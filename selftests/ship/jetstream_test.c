@@ -18,10 +18,7 @@
  * (the enum only; no libnats call is made from here).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -29,8 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +35,7 @@
 
 #include "jetstream.h"
 #include "kselftest_harness.h"
+#include "nats_server.h"
 
 #define PORT_MAIN	14200
 #define PORT_SMALL	14201	/* max_payload: 4096 */
@@ -53,13 +49,6 @@
 #define POISON64	0xa5a5a5a5a5a5a5a5ull
 
 /* --- servers ------------------------------------------------------------ */
-
-struct srv {
-	pid_t pid;
-	int port;
-	char conf[PATH_MAX];
-	char log[PATH_MAX];
-};
 
 static uint64_t now_ms(void)
 {
@@ -86,96 +75,26 @@ static void test_dir(char *buf, size_t len)
  * the test directory; @max_payload 0: default; @route_port 0: no cluster,
  * else a cluster "c" of the three nodes at PORT_ROUTE..+2.
  */
-static int srv_config(struct srv *s, const char *name, int port,
+static int srv_config(struct nats_srv *s, const char *name, int port,
 		      int max_payload, int route_port)
 {
-	char dir[PATH_MAX];
-	FILE *f;
+	char dir[PATH_MAX], cluster[256] = "";
+	int n;
 
 	test_dir(dir, sizeof(dir));
 	mkdir(dir, 0700);
-	s->port = port;
-	snprintf(s->conf, sizeof(s->conf), "%s/%s.conf", dir, name);
-	snprintf(s->log, sizeof(s->log), "%s/%s.log", dir, name);
-	f = fopen(s->conf, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "server_name: %s\nlisten: 127.0.0.1:%d\n", name, port);
-	fprintf(f, "jetstream {\n  store_dir: \"%s/%s\"\n}\n", dir, name);
-	if (max_payload)
-		fprintf(f, "max_payload: %d\n", max_payload);
+	nats_srv_init(s, dir, name, port);
 	if (route_port) {
-		fprintf(f, "cluster {\n  name: c\n  listen: 127.0.0.1:%d\n"
-			"  routes: [\n", route_port);
+		n = snprintf(cluster, sizeof(cluster), "cluster {\n  name: c\n"
+			     "  listen: 127.0.0.1:%d\n  routes: [\n", route_port);
 		for (int i = 0; i < 3; i++)
 			if (PORT_ROUTE + i != route_port)
-				fprintf(f, "    nats-route://127.0.0.1:%d\n",
-					PORT_ROUTE + i);
-		fprintf(f, "  ]\n}\n");
+				n += snprintf(cluster + n, sizeof(cluster) - n,
+					      "    nats-route://127.0.0.1:%d\n",
+					      PORT_ROUTE + i);
+		snprintf(cluster + n, sizeof(cluster) - n, "  ]\n}\n");
 	}
-	return fclose(f) ? -errno : 0;
-}
-
-static bool port_open(int port)
-{
-	struct sockaddr_in a = {
-		.sin_family = AF_INET,
-		.sin_port = htons(port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
-}
-
-/* Start @s and wait until it accepts connections: 0 or -errno. */
-static int srv_start(struct srv *s)
-{
-	const char *bin = getenv("NATS_SERVER");
-	uint64_t end = now_ms() + 10000;
-	int st;
-
-	if (!bin || !*bin)
-		bin = "/usr/sbin/nats-server";
-	s->pid = fork();
-	if (s->pid < 0)
-		return -errno;
-	if (s->pid == 0) {
-		int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(bin, "nats-server", "-c", s->conf, (char *)NULL);
-		_exit(127);
-	}
-	while (!port_open(s->port)) {
-		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-			s->pid = 0;
-			return -ECHILD;
-		}
-		if (now_ms() > end)
-			return -ETIMEDOUT;
-		sleep_ms(20);
-	}
-	return 0;
-}
-
-static void srv_kill(struct srv *s)
-{
-	if (s->pid <= 0)
-		return;
-	kill(s->pid, SIGCONT);
-	kill(s->pid, SIGKILL);
-	waitpid(s->pid, NULL, 0);
-	s->pid = 0;
+	return nats_srv_write_conf(s, name, max_payload, cluster);
 }
 
 static void rm_test_dir(void)
@@ -360,7 +279,7 @@ static int none_cb(const struct js_stored *m, void *arg)
 /* --- the fixture: one server, one link ---------------------------------- */
 
 FIXTURE(js) {
-	struct srv srv;
+	struct nats_srv srv;
 	struct js_link *l;
 	struct js_link_opts o;
 	char urls[128];
@@ -371,7 +290,7 @@ FIXTURE_SETUP(js)
 {
 	last_state = -1;
 	ASSERT_EQ(0, srv_config(&self->srv, "n1", PORT_MAIN, 0, 0));
-	ASSERT_EQ(0, srv_start(&self->srv));
+	ASSERT_EQ(0, nats_srv_start(&self->srv));
 	default_opts(&self->o, self->urls, sizeof(self->urls), PORT_MAIN);
 	ASSERT_EQ(0, js_link_open(&self->o, &self->l, self->err,
 				  sizeof(self->err))) TH_LOG("%s", self->err);
@@ -381,7 +300,7 @@ FIXTURE_SETUP(js)
 FIXTURE_TEARDOWN(js)
 {
 	js_link_close(self->l);
-	srv_kill(&self->srv);
+	nats_srv_kill(&self->srv);
 	rm_test_dir();
 }
 
@@ -737,7 +656,7 @@ TEST_F(js, killed_server_reports_down_then_up_on_restart)
 	ASSERT_EQ(0, ensure(self->l, &r));
 	EXPECT_EQ(JS_TRANSIENT, (int)r.cls);
 
-	ASSERT_EQ(0, srv_start(&self->srv));
+	ASSERT_EQ(0, nats_srv_start(&self->srv));
 	ASSERT_EQ(0, wait_state(self->l, true));
 	end = now_ms() + WAIT_MS;
 	do {	/* the restarted server may need a moment for its streams */
@@ -835,12 +754,12 @@ TEST(payload_over_max_payload_is_permanent)
 	struct js_link_opts o;
 	struct js_link *l = NULL;
 	struct js_result r;
-	struct srv s = { 0 };
+	struct nats_srv s = { 0 };
 	char urls[64], err[256];
 	static char big[5000];
 
 	ASSERT_EQ(0, srv_config(&s, "small", PORT_SMALL, 4096, 0));
-	ASSERT_EQ(0, srv_start(&s));
+	ASSERT_EQ(0, nats_srv_start(&s));
 	default_opts(&o, urls, sizeof(urls), PORT_SMALL);
 	ASSERT_EQ(0, js_link_open(&o, &l, err, sizeof(err)));
 	ASSERT_EQ(0, wait_state(l, true));
@@ -854,7 +773,7 @@ TEST(payload_over_max_payload_is_permanent)
 	ASSERT_EQ(0, publish(l, "evt.h.kmod-0", "small", 0, big, 100, &r));
 	EXPECT_EQ(JS_OK, (int)r.cls) TH_LOG("%s", r.detail);
 	js_link_close(l);
-	srv_kill(&s);
+	nats_srv_kill(&s);
 	rm_test_dir();
 }
 
@@ -865,7 +784,7 @@ TEST(open_on_dead_url_returns_at_once_and_reports_down)
 	struct js_result r;
 	char urls[64], err[256];
 
-	ASSERT_FALSE(port_open(PORT_DEAD));
+	ASSERT_FALSE(nats_port_open(PORT_DEAD));
 	default_opts(&o, urls, sizeof(urls), PORT_DEAD);
 	ASSERT_EQ(0, js_link_open(&o, &l, err, sizeof(err)));
 	ASSERT_EQ(0, wait_state(l, false));
@@ -1021,7 +940,7 @@ TEST(classification_table)
 }
 
 FIXTURE(cluster) {
-	struct srv s[3];
+	struct nats_srv s[3];
 	struct js_link *l;
 };
 
@@ -1035,14 +954,14 @@ FIXTURE_SETUP(cluster)
 					PORT_ROUTE + i));
 	}
 	for (int i = 0; i < 3; i++)
-		ASSERT_EQ(0, srv_start(&self->s[i]));
+		ASSERT_EQ(0, nats_srv_start(&self->s[i]));
 }
 
 FIXTURE_TEARDOWN(cluster)
 {
 	js_link_close(self->l);
 	for (int i = 0; i < 3; i++)
-		srv_kill(&self->s[i]);
+		nats_srv_kill(&self->s[i]);
 	rm_test_dir();
 }
 

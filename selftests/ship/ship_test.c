@@ -43,6 +43,7 @@
 #include "ship_policy.h"
 #include "spool.h"
 #include "kselftest_harness.h"
+#include "nats_server.h"
 
 #define HOST		"test-host"
 #define EPOCH		0x8000000000000007ull
@@ -52,14 +53,6 @@
 #define PREFIX		"evt"
 
 /* --- nats-server ------------------------------------------------------ */
-
-struct srv {
-	pid_t pid;
-	int port;
-	char name[16];
-	char conf[PATH_MAX];
-	char log[PATH_MAX];
-};
 
 static uint64_t now_ms(void)
 {
@@ -82,88 +75,15 @@ static void test_dir(char *buf, size_t len)
 }
 
 /* Server @name on @port, its store in the test directory. */
-static int srv_config(struct srv *s, const char *name, int port,
+static int srv_config(struct nats_srv *s, const char *name, int port,
 		      int max_payload)
 {
 	char dir[PATH_MAX];
-	FILE *f;
 
 	test_dir(dir, sizeof(dir));
 	mkdir(dir, 0700);
-	s->port = port;
-	snprintf(s->name, sizeof(s->name), "%s", name);
-	snprintf(s->conf, sizeof(s->conf), "%s/%s.conf", dir, name);
-	snprintf(s->log, sizeof(s->log), "%s/%s.log", dir, name);
-	f = fopen(s->conf, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "server_name: %s\nlisten: 127.0.0.1:%d\n", name, port);
-	fprintf(f, "jetstream {\n  store_dir: \"%s/%s\"\n}\n", dir, name);
-	if (max_payload)
-		fprintf(f, "max_payload: %d\n", max_payload);
-	return fclose(f) ? -errno : 0;
-}
-
-static bool port_open(int port)
-{
-	struct sockaddr_in a = {
-		.sin_family = AF_INET,
-		.sin_port = htons(port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
-}
-
-static int srv_start(struct srv *s)
-{
-	const char *bin = getenv("NATS_SERVER");
-	uint64_t end = now_ms() + 10000;
-	int st;
-
-	if (!bin || !*bin)
-		bin = "/usr/sbin/nats-server";
-	s->pid = fork();
-	if (s->pid < 0)
-		return -errno;
-	if (s->pid == 0) {
-		int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-			      0600);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(bin, "nats-server", "-c", s->conf, (char *)NULL);
-		_exit(127);
-	}
-	while (!port_open(s->port)) {
-		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-			s->pid = 0;
-			return -ECHILD;
-		}
-		if (now_ms() > end)
-			return -ETIMEDOUT;
-		sleep_ms(20);
-	}
-	return 0;
-}
-
-static void srv_kill(struct srv *s)
-{
-	if (s->pid <= 0)
-		return;
-	kill(s->pid, SIGCONT);
-	kill(s->pid, SIGKILL);
-	waitpid(s->pid, NULL, 0);
-	s->pid = 0;
+	nats_srv_init(s, dir, name, port);
+	return nats_srv_write_conf(s, name, max_payload, NULL);
 }
 
 /* --- the environment of one test ----------------------------------------- */
@@ -182,7 +102,7 @@ struct env {
 	struct loop *loop;
 	struct ship *ship;
 	struct evd_config cfg;
-	struct srv srv[2];
+	struct nats_srv srv[2];
 	unsigned int nsrv;
 	/* batches committed */
 	struct sent sent[MAX_BATCHES];
@@ -223,7 +143,7 @@ static void env_free(struct env *e)
 		return;
 	ship_free(e->ship);
 	for (unsigned int i = 0; i < 2; i++)
-		srv_kill(&e->srv[i]);
+		nats_srv_kill(&e->srv[i]);
 	spool_close(e->spool);
 	loop_free(e->loop);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
@@ -638,7 +558,7 @@ static struct env *setup(struct __test_metadata *_metadata, unsigned int n,
 
 		snprintf(name, sizeof(name), "n%c", 'a' + i);
 		if (srv_config(&e->srv[i], name, i ? port1 : port0,
-			       max_payload) || srv_start(&e->srv[i])) {
+			       max_payload) || nats_srv_start(&e->srv[i])) {
 			env_free(e);
 			return NULL;
 		}
@@ -713,10 +633,10 @@ TEST(server_killed_mid_stream_and_restarted_exactly_once)
 	ASSERT_EQ(0, env_ship(e));
 	env_feed(e, 200);
 	ASSERT_TRUE(run_until(e, shipped_at_least, (void *)40, 10000));
-	srv_kill(&e->srv[0]);
+	nats_srv_kill(&e->srv[0]);
 	run_until(e, shipped_at_least, (void *)100000, 1000);
 	EXPECT_FALSE(region_st(e, 0).connected);
-	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	ASSERT_EQ(0, nats_srv_start(&e->srv[0]));
 	ASSERT_TRUE(run_until(e, all_delivered, NULL, 15000));
 	EXPECT_GT(region_st(e, 0).reconciles, NPARTS);
 
@@ -908,9 +828,9 @@ TEST(poison_batch_dead_lettered_later_batches_flow_then_replayed)
 	EXPECT_EQ(1u, c->seen[1][e->sent[poison].first + 1]);
 
 	/* the fix: a bigger max_payload; then the operator replays */
-	srv_kill(&e->srv[0]);
+	nats_srv_kill(&e->srv[0]);
 	ASSERT_EQ(0, srv_config(&e->srv[0], "na", 14306, 65536));
-	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	ASSERT_EQ(0, nats_srv_start(&e->srv[0]));
 	EXPECT_EQ(-ENOENT, ship_dlq_replay(e->ship, dw.d.id + 100));
 	ASSERT_EQ(0, ship_dlq_replay(e->ship, dw.d.id));
 	EXPECT_EQ(-EALREADY, ship_dlq_replay(e->ship, dw.d.id));
@@ -944,7 +864,9 @@ TEST(two_regions_replicate_both_streams_complete)
 	for (unsigned int r = 0; r < 2; r++) {
 		memset(c, 0, sizeof(*c));
 		ASSERT_EQ(0, read_stream(e, r, c));
-		EXPECT_EQ(100u, c->messages);
+		/* Rows waiting together may travel merged. */
+		EXPECT_GE(100u, c->messages);
+		EXPECT_LT(0u, c->messages);
 		EXPECT_EQ(0u, check_exactly_once(e, c));
 		EXPECT_EQ(100u, region_st(e, r).shipped_batches);
 	}
@@ -1000,14 +922,14 @@ TEST(failover_kill_home_moves_then_fails_back_nothing_lost_or_doubled)
 	ASSERT_EQ(0, env_ship(e));
 	env_feed(e, 300);
 	ASSERT_TRUE(run_until(e, shipped_at_least, (void *)30, 10000));
-	srv_kill(&e->srv[0]);
+	nats_srv_kill(&e->srv[0]);
 	ASSERT_TRUE(run_until(e, moved_off_a, NULL, 8000));
 	/* b now ships a's partitions too, while a is down */
 	b_before = region_st(e, 1).shipped_batches;
 	ASSERT_TRUE(run_until(e, b_shipped_more, &b_before, 5000));
 	st = region_st(e, 0);
 	EXPECT_FALSE(st.connected);
-	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	ASSERT_EQ(0, nats_srv_start(&e->srv[0]));
 	ASSERT_TRUE(run_until(e, failed_back, NULL, 15000));
 
 	for (unsigned int r = 0; r < 2; r++)
@@ -1224,7 +1146,7 @@ static int proxy_start(struct env *e, struct proxy *px, int port,
 		      px->ctl, (char *)NULL);
 		_exit(127);
 	}
-	while (!port_open(port) || access(px->ctl, F_OK)) {
+	while (!nats_port_open(port) || access(px->ctl, F_OK)) {
 		if (now_ms() > end)
 			return -ETIMEDOUT;
 		sleep_ms(10);
@@ -1303,12 +1225,12 @@ TEST(breaker_probe_survives_a_full_request_queue)
 	ASSERT_TRUE(run_until(e, spool_empty, NULL, 20000));
 
 	/* the region goes away: the breaker opens */
-	srv_kill(&e->srv[0]);
+	nats_srv_kill(&e->srv[0]);
 	ASSERT_TRUE(run_until(e, disconnected_open, NULL, 10000));
 	run_until(e, never, NULL, 300);		/* past breaker_open_ms */
 	/* it comes back over a slow link: 160 reconciles queue up */
 	ASSERT_EQ(0, proxy_cmd(&px, "set latency_ms 40\n"));
-	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	ASSERT_EQ(0, nats_srv_start(&e->srv[0]));
 	ASSERT_TRUE(run_until(e, reconnected, NULL, 10000));
 	run_until(e, never, NULL, 1500);
 	ASSERT_EQ(0, proxy_cmd(&px, "set latency_ms 0\n"));
@@ -1406,7 +1328,7 @@ TEST(status_with_100k_backlog_is_incremental_and_exact)
 	ASSERT_NE(NULL, e);
 	for (unsigned int i = 0; i < BIG_PARTS; i++)
 		seq[i] = 1;
-	srv_kill(&e->srv[0]);
+	nats_srv_kill(&e->srv[0]);
 	ASSERT_EQ(0, commit_big(e, BIG_ROWS, BIG_PARTS, seq));
 	ASSERT_EQ(0, env_ship(e));
 	run_until(e, never, NULL, 50);
@@ -1433,7 +1355,7 @@ TEST(status_with_100k_backlog_is_incremental_and_exact)
 	EXPECT_EQ(2 * want, st.lag_events);
 
 	/* the region comes up: it all ships, lag goes to 0 */
-	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	ASSERT_EQ(0, nats_srv_start(&e->srv[0]));
 	want = 0;
 	ASSERT_TRUE(run_until(e, lag_is, &want, 60000));
 	ASSERT_TRUE(run_until(e, spool_empty, NULL, 5000));
@@ -1558,7 +1480,7 @@ TEST(lag_exact_across_trims_parking_and_return)
 	uint64_t want[2];
 
 	ASSERT_NE(NULL, e);
-	srv_kill(&e->srv[1]);		/* b is down */
+	nats_srv_kill(&e->srv[1]);		/* b is down */
 	ASSERT_EQ(0, commit_n(e, 40));
 	e->feed_to = 40;
 	ASSERT_EQ(0, env_ship(e));
@@ -1580,7 +1502,7 @@ TEST(lag_exact_across_trims_parking_and_return)
 	want[0] = want[1] = 0;
 	EXPECT_TRUE(run_until(e, lags_are, want, 1000));
 	/* b returns: unparked, it gets what is spooled from now on */
-	ASSERT_EQ(0, srv_start(&e->srv[1]));
+	ASSERT_EQ(0, nats_srv_start(&e->srv[1]));
 	ASSERT_TRUE(run_until(e, reconnected_b, NULL, 10000));
 	env_feed(e, 60);
 	ASSERT_TRUE(run_until(e, all_delivered, "ab", 10000));
@@ -1627,9 +1549,9 @@ static int commit_poison_in(struct env *e, uint32_t part)
 static int srv_restart_payload(struct env *e, unsigned int i, int port,
 			       int mp)
 {
-	srv_kill(&e->srv[i]);
+	nats_srv_kill(&e->srv[i]);
 	return srv_config(&e->srv[i], i ? "nb" : "na", port, mp) ?:
-	       srv_start(&e->srv[i]);
+	       nats_srv_start(&e->srv[i]);
 }
 
 /* Every record once, but @n_poison poison batches (1 record) never. */
@@ -2027,9 +1949,9 @@ TEST(merged_messages_fit_max_payload_and_max_message)
 	e->ship = NULL;
 
 	/* ship.max_message 16 KiB: at most 7 rows' records in a message */
-	srv_kill(&e->srv[0]);
+	nats_srv_kill(&e->srv[0]);
 	ASSERT_EQ(0, srv_config(&e->srv[0], "nb", 14952, 0));
-	ASSERT_EQ(0, srv_start(&e->srv[0]));
+	ASSERT_EQ(0, nats_srv_start(&e->srv[0]));
 	env_config(e, 1, 14952, 0, CONFIG_SHIP_REPLICATE);
 	e->cfg.ship_max_message = 16384;
 	ASSERT_EQ(0, commit_n(e, 100));
@@ -2072,10 +1994,10 @@ TEST(server_killed_mid_merged_publish_and_restarted_exactly_once)
 
 		ASSERT_TRUE(run_until(e, shipped_and_inflight, (void *)want,
 				      10000));
-		srv_kill(&e->srv[0]);
+		nats_srv_kill(&e->srv[0]);
 		run_until(e, never, NULL, 700);
 		EXPECT_FALSE(region_st(e, 0).connected);
-		ASSERT_EQ(0, srv_start(&e->srv[0]));
+		ASSERT_EQ(0, nats_srv_start(&e->srv[0]));
 	}
 	ASSERT_TRUE(run_until(e, all_delivered, NULL, 20000));
 	EXPECT_LE(3u, region_st(e, 0).reconciles);
