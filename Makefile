@@ -169,7 +169,7 @@ check:
 demo:
 	tools/deps
 	$(MAKE) EVRING_VM=1 all
-	tools/vm-run -t 600 tools/demo
+	tools/demo
 
 bench-kmod:
 	tools/deps

@@ -1426,6 +1426,21 @@ int drill_cleanup_dir(const char *dir, bool keep, char *err, size_t errlen)
 	return 0;
 }
 
+int drill_cleanup_dir_locked(const char *dir, bool keep, char *err,
+			     size_t errlen)
+{
+	struct drill_inject lk = { .lock = -1 };
+	int ret;
+
+	/* Regions are machine-wide: never tear down under a running drill. */
+	ret = take_lock(&lk, err, errlen);
+	if (!ret)
+		ret = drill_cleanup_dir(dir, keep, err, errlen);
+	if (lk.lock >= 0)
+		close(lk.lock);
+	return ret;
+}
+
 void drill_inject_free(struct drill_inject *inj, bool keep)
 {
 	char err[256];

@@ -162,6 +162,13 @@ void drill_inject_free(struct drill_inject *inj, bool keep);
 
 /* Replay DIR/cleanup.journal; 0, or -errno with err (what stayed). */
 int drill_cleanup_dir(const char *dir, bool keep, char *err, size_t errlen);
+/*
+ * The same under the machine-wide regions lock (what `--cleanup` runs): it
+ * waits for a running drill or shipping test rather than tear its regions
+ * down.  Not from a process that holds the lock already.
+ */
+int drill_cleanup_dir_locked(const char *dir, bool keep, char *err,
+			     size_t errlen);
 
 /*
  * One request line to evringd's control socket @path, one response line,

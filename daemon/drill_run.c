@@ -636,6 +636,17 @@ static int make_dir(const struct drill_scenario *s, const char *out,
 			strerror(errno));
 		return -errno;
 	}
+	/* evringd wants absolute paths (its spool lives here). */
+	if (dir[0] != '/') {
+		char abs[PATH_MAX];
+
+		if (!realpath(dir, abs) || strlen(abs) >= len) {
+			fprintf(stderr, "drill: cannot resolve '%s': %s\n",
+				dir, errno ? strerror(errno) : "too long");
+			return -EINVAL;
+		}
+		sfmt(dir, len, "%s", abs);
+	}
 	sfmt(probe, sizeof(probe), "%s/cleanup.journal", dir);
 	if (!access(probe, F_OK)) {
 		fprintf(stderr, "drill: '%s' holds an earlier drill (run --cleanup on it, or choose another --out)\n",
@@ -673,7 +684,8 @@ int drill_main(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	if (o.cleanup) {
-		ret = drill_cleanup_dir(o.cleanup, o.keep, err, sizeof(err));
+		ret = drill_cleanup_dir_locked(o.cleanup, o.keep, err,
+					       sizeof(err));
 		if (ret)
 			fprintf(stderr, "drill: cleanup: %s\n", err);
 		return ret ? EXIT_FAIL : 0;
