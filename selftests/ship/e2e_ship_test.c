@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * e2e_ship_test: evringd ships to two real regions (selftests/ship/regions:
+ * e2e_ship_test: evringd ships to two real regions (tools/regions:
  * a at 10.77.1.2, b at 10.77.2.2, each a 3-node JetStream cluster in its
  * own network namespace, R3 streams) while socket writers keep sending,
  * and the regions fail the ways issue 6 lists: a whole region killed and

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * regions.h: the C side of selftests/ship/regions, for kselftest tests.
+ * regions.h: the C side of tools/regions, for kselftest tests.
  * Every helper runs the script (no shell in between: argv as given) and
  * returns what it said; none uses the harness's ASSERTs, tests assert on
  * the return values.
@@ -21,7 +21,7 @@
  *
  * Return values: 0 (or a count), the script's exit status (1: it failed,
  * its stderr went to ours; 2: usage), or -errno when it could not run.
- * $EVRING_REGIONS names the script (default selftests/ship/regions, run
+ * $EVRING_REGIONS names the script (default tools/regions, run
  * from the repository root); $EVRING_REGIONS_DIR its state directory.
  */
 #ifndef EVRING_SHIP_REGIONS_H
@@ -55,7 +55,7 @@ static inline const char *regions_script(void)
 {
 	const char *p = getenv("EVRING_REGIONS");
 
-	return p && *p ? p : "selftests/ship/regions";
+	return p && *p ? p : "tools/regions";
 }
 
 static inline const char *regions_dir(void)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * regions_test: the test regions (selftests/ship/regions) and their fault
+ * regions_test: the test regions (tools/regions) and their fault
  * injectors really do what the shipping tests rely on.  Each test brings
  * up region "rt" (index 9: 10.77.9.2) as a 3-node JetStream cluster in its
  * own network namespace and judges it from the host, as evringd sees it:
@@ -34,7 +34,7 @@ static const char *missing_prereq(void)
 	if (access("/usr/sbin/nft", X_OK))
 		return "no /usr/sbin/nft";
 	if (access(regions_script(), X_OK))
-		return "selftests/ship/regions not found (run from the repository root)";
+		return "tools/regions not found (run from the repository root)";
 	return NULL;
 }
 

@@ -3,7 +3,7 @@
  * ship_e2e.h: what the end-to-end shipping tests share.  They run the real
  * build/bin/evringd on the host with only the ingest socket (the e2e
  * helpers of selftests/e2e/e2e.h: writers, the daemon, its control
- * socket), ship to regions made by selftests/ship/regions (regions.h), and
+ * socket), ship to regions made by tools/regions (regions.h), and
  * judge the outcome twice, by reading every region's stream back:
  *  - `evringctl consume --config F --region R... --expect HOST/socket-0/
  *    EPOCH/1-LAST` must exit 0 (every record once, no unexplained gap);
