@@ -1426,6 +1426,19 @@ int drill_cleanup_dir(const char *dir, bool keep, char *err, size_t errlen)
 	return 0;
 }
 
+void drill_inject_forked(struct drill_inject *inj)
+{
+	/*
+	 * A child that does not exec keeps the regions lock's open file
+	 * alive; were the runner SIGKILLed, that child would hold the lock
+	 * and `--cleanup` would wait for it forever.
+	 */
+	if (inj && inj->lock >= 0) {
+		close(inj->lock);
+		inj->lock = -1;
+	}
+}
+
 int drill_cleanup_dir_locked(const char *dir, bool keep, char *err,
 			     size_t errlen)
 {

@@ -160,6 +160,9 @@ void drill_inject_fault_log(const struct drill_inject *inj, unsigned int i,
  */
 void drill_inject_free(struct drill_inject *inj, bool keep);
 
+/* In a child forked from the runner that will not exec: drop the lock. */
+void drill_inject_forked(struct drill_inject *inj);
+
 /* Replay DIR/cleanup.journal; 0, or -errno with err (what stayed). */
 int drill_cleanup_dir(const char *dir, bool keep, char *err, size_t errlen);
 /*

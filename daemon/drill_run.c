@@ -256,6 +256,7 @@ static int writers_start(const struct drill_scenario *s, const char *dir,
 		}
 		if (pid == 0) {
 			setpgid(0, 0);
+			drill_inject_forked(inj);
 			_exit(writer_main(&a));
 		}
 		close(a.fd);
