@@ -209,8 +209,20 @@ TEST_F(region, stop_leader_stops_exactly_the_stream_leader)
 	ASSERT_EQ(1, count_stopped(&which));
 	snprintf(out, sizeof(out), RT "-%u", which);
 	EXPECT_STREQ(name, out);
-	/* The rest elect a new leader and serve the stream. */
-	ASSERT_EQ(0, regions_jsapi(RT, "STREAM.INFO.LEAD", NULL, out, sizeof(out)));
+	/*
+	 * The rest elect a new leader and serve the stream (the election, and
+	 * the meta leader's when the stopped server held both, can outlast
+	 * one round of the tool's tries on a busy host: allow a few).
+	 */
+	for (int tries = 0;; tries++) {
+		int rc = regions_jsapi(RT, "STREAM.INFO.LEAD", NULL, out,
+				       sizeof(out));
+
+		if (!rc || tries == 3)
+			ASSERT_EQ(0, rc);
+		if (!rc)
+			break;
+	}
 	EXPECT_NE(NULL, strstr(out, "stream_info_response")) TH_LOG("%s", out);
 	ASSERT_EQ(0, regions_cont(RT));
 	EXPECT_EQ(0, count_stopped(&which));
